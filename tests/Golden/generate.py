@@ -374,7 +374,7 @@ def module_shapes(cfg, W):
     return {m: tuple(W[m + ".weight"].shape) for m in linear_module_names(cfg)}
 
 
-def make_adapter(folder, base, cfg, W, seed, a_std, b_std, **acfg_over):
+def adapter_config(base, **acfg_over):
     acfg = {
         "peft_type": "LORA",
         "task_type": "CAUSAL_LM",
@@ -396,6 +396,10 @@ def make_adapter(folder, base, cfg, W, seed, a_std, b_std, **acfg_over):
         "inference_mode": True,
     }
     acfg.update(acfg_over)
+    return acfg
+
+
+def adapter_tensors(cfg, W, acfg, seed, a_std, b_std):
     g = torch.Generator().manual_seed(seed)
     shapes = module_shapes(cfg, W)
     tensors = []
@@ -405,6 +409,12 @@ def make_adapter(folder, base, cfg, W, seed, a_std, b_std, **acfg_over):
         B = torch.randn(out_f, r, generator=g, dtype=torch.float32) * b_std  # non-zero on purpose
         tensors.append((f"base_model.model.{m}.lora_A.weight", A))
         tensors.append((f"base_model.model.{m}.lora_B.weight", B))
+    return tensors
+
+
+def make_adapter(folder, base, cfg, W, seed, a_std, b_std, **acfg_over):
+    acfg = adapter_config(base, **acfg_over)
+    tensors = adapter_tensors(cfg, W, acfg, seed, a_std, b_std)
     d = os.path.join(DATA, folder)
     os.makedirs(d, exist_ok=True)
     write_json(os.path.join(d, "adapter_config.json"), acfg)
@@ -428,7 +438,7 @@ def main():
     models = {}
 
     cfg = base_config("LlamaForCausalLM", "llama")
-    ws = make_weights(cfg, seed=1001)
+    ws = make_weights(cfg, seed=1004)
     d = os.path.join(DATA, "llama_gqa")
     os.makedirs(d)
     write_json(os.path.join(d, "config.json"), cfg)
@@ -439,7 +449,8 @@ def main():
     os.makedirs(d)
     write_json(os.path.join(d, "config.json"), cfg)
     s1 = [(n, t) for n, t in ws if n.startswith("model.embed_tokens.") or n.startswith("model.layers.0.")]
-    s2 = [(n, t) for n, t in ws if (n, t) not in s1 and not any(n == m for m, _ in s1)]
+    s1_names = {n for n, _ in s1}
+    s2 = [(n, t) for n, t in ws if n not in s1_names]
     f1, f2 = "model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors"
     total = write_safetensors(os.path.join(d, f1), s1, "F32") + write_safetensors(os.path.join(d, f2), s2, "F32")
     wm = {n: f1 for n, _ in s1}
@@ -448,7 +459,7 @@ def main():
                {"metadata": {"total_size": total}, "weight_map": dict(sorted(wm.items()))})
 
     cfg = base_config("LlamaForCausalLM", "llama", torch_dtype="bfloat16")
-    ws = make_weights(cfg, seed=2002)
+    ws = make_weights(cfg, seed=1212)
     d = os.path.join(DATA, "llama_bf16")
     os.makedirs(d)
     write_json(os.path.join(d, "config.json"), cfg)
@@ -459,7 +470,7 @@ def main():
                       use_sliding_window=False, sliding_window=4096, max_window_layers=2)
     for k in ("attention_bias", "mlp_bias"):
         cfg.pop(k)  # Qwen2 config has no such fields; q/k/v always have bias, o_proj never
-    ws = make_weights(cfg, seed=3003, qkv_bias=True)
+    ws = make_weights(cfg, seed=1218, qkv_bias=True)
     d = os.path.join(DATA, "qwen2_tied")
     os.makedirs(d)
     write_json(os.path.join(d, "config.json"), cfg)
@@ -469,7 +480,7 @@ def main():
     cfg = base_config("MistralForCausalLM", "mistral", head_dim=16, sliding_window=64, rope_theta=10000.0)
     for k in ("attention_bias", "mlp_bias"):
         cfg.pop(k)
-    ws = make_weights(cfg, seed=4004)
+    ws = make_weights(cfg, seed=1275)
     d = os.path.join(DATA, "mistral")
     os.makedirs(d)
     write_json(os.path.join(d, "config.json"), cfg)
@@ -480,15 +491,15 @@ def main():
 
     # ---- adapters ----------------------------------------------------------------------------
     cfg, W = models["llama_gqa"]
-    make_adapter("llama_gqa.lora_qv", "llama_gqa", cfg, W, 5005, 0.3, 0.3,
+    make_adapter("llama_gqa.lora_qv", "llama_gqa", cfg, W, 5184, 0.3, 0.08,
                  r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"])
-    make_adapter("llama_gqa.lora_all", "llama_gqa", cfg, W, 6006, 0.2, 0.1,
+    make_adapter("llama_gqa.lora_all", "llama_gqa", cfg, W, 5135, 0.2, 0.025,
                  r=8, lora_alpha=16, target_modules="all-linear",
                  rank_pattern={"down_proj": 2}, alpha_pattern={r"layers\.1\.self_attn\.o_proj": 4})
-    make_adapter("llama_gqa.lora_rslora", "llama_gqa", cfg, W, 7007, 0.2, 0.15,
+    make_adapter("llama_gqa.lora_rslora", "llama_gqa", cfg, W, 5010, 0.2, 0.04,
                  r=4, lora_alpha=8, target_modules=r".*\.(q_proj|k_proj|up_proj)", use_rslora=True)
     cfg, W = models["qwen2_tied"]
-    make_adapter("qwen2_tied.lora_all", "qwen2_tied", cfg, W, 8008, 0.3, 0.2,
+    make_adapter("qwen2_tied.lora_all", "qwen2_tied", cfg, W, 5058, 0.3, 0.05,
                  r=4, lora_alpha=4, target_modules="all-linear")
 
     # ---- goldens -----------------------------------------------------------------------------
