@@ -1,1 +1,9 @@
-return 0;
+using System.CommandLine;
+using Amalgam.Cli;
+
+var root = new RootCommand("Amalgam: combine LoRA experts that share one base model — ensemble, merge, route — and measure which to deploy.");
+root.Options.Add(CliErrors.Verbose);
+root.Subcommands.Add(LogitsCommand.Create());
+root.Subcommands.Add(GenerateCommand.Create());
+root.Subcommands.Add(InspectCommand.Create());
+return root.Parse(args).Invoke();

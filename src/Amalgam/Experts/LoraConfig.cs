@@ -1,0 +1,94 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+
+namespace Amalgam.Experts;
+
+/// <summary>
+/// PEFT's <c>adapter_config.json</c> for LoRA, mirrored field by field. Fields this implementation cannot honour
+/// exactly are refused at load, naming the field; fields that do not change inference (dropout, init) are kept.
+/// </summary>
+public sealed class LoraConfig
+{
+    [JsonPropertyName("peft_type")] public string PeftType { get; set; } = "LORA";
+    [JsonPropertyName("task_type")] public string? TaskType { get; set; } = "CAUSAL_LM";
+    [JsonPropertyName("base_model_name_or_path")] public string? BaseModelNameOrPath { get; set; }
+    [JsonPropertyName("r")] public int R { get; set; } = 8;
+    [JsonPropertyName("lora_alpha")] public double LoraAlpha { get; set; } = 8;
+    [JsonPropertyName("lora_dropout")] public double LoraDropout { get; set; }
+    [JsonPropertyName("use_rslora")] public bool UseRslora { get; set; }
+    /// <summary>A list of module-name suffixes, a regex string (full match) or "all-linear".</summary>
+    [JsonPropertyName("target_modules")] public JsonElement? TargetModules { get; set; }
+    [JsonPropertyName("exclude_modules")] public JsonElement? ExcludeModules { get; set; }
+    [JsonPropertyName("rank_pattern")] public Dictionary<string, int>? RankPattern { get; set; } = [];
+    [JsonPropertyName("alpha_pattern")] public Dictionary<string, double>? AlphaPattern { get; set; } = [];
+    [JsonPropertyName("use_dora")] public bool UseDora { get; set; }
+    [JsonPropertyName("fan_in_fan_out")] public bool FanInFanOut { get; set; }
+    [JsonPropertyName("bias")] public string Bias { get; set; } = "none";
+    [JsonPropertyName("lora_bias")] public bool LoraBias { get; set; }
+    [JsonPropertyName("modules_to_save")] public JsonElement? ModulesToSave { get; set; }
+    [JsonPropertyName("layers_to_transform")] public JsonElement? LayersToTransform { get; set; }
+    [JsonPropertyName("layers_pattern")] public JsonElement? LayersPattern { get; set; }
+    [JsonPropertyName("target_parameters")] public JsonElement? TargetParameters { get; set; }
+    [JsonPropertyName("layer_replication")] public JsonElement? LayerReplication { get; set; }
+    [JsonPropertyName("trainable_token_indices")] public JsonElement? TrainableTokenIndices { get; set; }
+    [JsonPropertyName("init_lora_weights")] public JsonElement? InitLoraWeights { get; set; }
+    [JsonPropertyName("inference_mode")] public bool InferenceMode { get; set; } = true;
+
+    /// <summary>The file this configuration was read from, for error messages.</summary>
+    [JsonIgnore] public string Source { get; set; } = "adapter_config.json";
+
+    static readonly JsonSerializerOptions Options = new() { WriteIndented = true, DefaultIgnoreCondition = JsonIgnoreCondition.Never };
+
+    public static LoraConfig Load(string file)
+    {
+        if (!File.Exists(file)) throw new FileNotFoundException($"{file}: no adapter_config.json (is this a PEFT adapter folder?)", file);
+        LoraConfig? config;
+        try
+        {
+            config = JsonSerializer.Deserialize<LoraConfig>(File.ReadAllText(file));
+        }
+        catch (JsonException e)
+        {
+            throw new InvalidDataException($"{file}: invalid JSON or field type{(e.Path is null ? "" : $" at '{e.Path.TrimStart('$', '.')}'")}: {e.Message.Split('\n')[0]}");
+        }
+        if (config is null) throw new InvalidDataException($"{file}: empty configuration");
+        config.Source = file;
+        config.Validate();
+        return config;
+    }
+
+    public string ToJson() => JsonSerializer.Serialize(this, Options);
+
+    static bool IsSet(JsonElement? e) => e is { } v && v.ValueKind switch
+    {
+        JsonValueKind.Null or JsonValueKind.Undefined or JsonValueKind.False => false,
+        JsonValueKind.Array => v.GetArrayLength() > 0,
+        JsonValueKind.Object => v.EnumerateObject().Any(),
+        JsonValueKind.String => v.GetString()!.Length > 0,
+        _ => true,
+    };
+
+    NotSupportedException Unsupported(string field, string why) => new($"{Source}: {field}: {why}");
+    InvalidDataException Invalid(string field, string why) => new($"{Source}: {field}: {why}");
+
+    public void Validate()
+    {
+        if (PeftType != "LORA") throw Unsupported("peft_type", $"'{PeftType}' adapters are not supported (only LORA)");
+        if (R <= 0) throw Invalid("r", $"must be a positive integer, got {R}");
+        if (UseDora) throw Unsupported("use_dora", "DoRA adapters are not supported yet");
+        if (FanInFanOut) throw Unsupported("fan_in_fan_out", "transposed (Conv1D-style) weights are not supported yet");
+        if (Bias != "none") throw Unsupported("bias", $"'{Bias}' trains the base model's biases; not supported yet (only 'none')");
+        if (LoraBias) throw Unsupported("lora_bias", "a bias on lora_B is not supported yet");
+        if (IsSet(ModulesToSave)) throw Unsupported("modules_to_save", "fully trained extra modules are not supported yet");
+        if (IsSet(LayersToTransform)) throw Unsupported("layers_to_transform", "per-layer selection is not supported yet");
+        if (IsSet(TargetParameters)) throw Unsupported("target_parameters", "LoRA on bare parameters is not supported yet");
+        if (IsSet(LayerReplication)) throw Unsupported("layer_replication", "layer replication is not supported yet");
+        if (IsSet(TrainableTokenIndices)) throw Unsupported("trainable_token_indices", "trainable tokens are not supported yet");
+        if (TargetModules is not { ValueKind: JsonValueKind.String or JsonValueKind.Array })
+            throw Invalid("target_modules", "missing; expected a list of module names, a regex string or \"all-linear\"");
+        if (TargetModules.Value.ValueKind == JsonValueKind.Array && TargetModules.Value.EnumerateArray().Any(e => e.ValueKind != JsonValueKind.String))
+            throw Invalid("target_modules", "list entries must be strings");
+        foreach (var (pattern, rank) in RankPattern ?? [])
+            if (rank <= 0) throw Invalid($"rank_pattern.{pattern}", $"must be a positive integer, got {rank}");
+    }
+}

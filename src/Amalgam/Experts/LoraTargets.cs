@@ -1,0 +1,46 @@
+using System.Text.Json;
+using System.Text.RegularExpressions;
+
+namespace Amalgam.Experts;
+
+/// <summary>PEFT's rules for which modules an adapter targets and which rank and alpha each one has.</summary>
+public static class LoraTargets
+{
+    public const string AllLinear = "all-linear";
+
+    /// <summary>
+    /// Whether PEFT would put LoRA on <paramref name="module"/>: a string target is a regex that must match the whole
+    /// name ("all-linear": every linear layer but the output layer); a list entry matches the name itself or a
+    /// dotted suffix of it. <c>exclude_modules</c> uses the same rules to take modules out.
+    /// </summary>
+    public static bool IsTargeted(LoraConfig config, string module, string outputLayer)
+    {
+        var target = config.TargetModules!.Value;
+        bool hit = target.ValueKind == JsonValueKind.String && target.GetString() == AllLinear
+            ? module != outputLayer
+            : Matches(target, module);
+        return hit && !(config.ExcludeModules is { ValueKind: JsonValueKind.String or JsonValueKind.Array } ex && Matches(ex, module));
+    }
+
+    static bool Matches(JsonElement spec, string module) => spec.ValueKind == JsonValueKind.String
+        ? Regex.IsMatch(module, $"^(?:{spec.GetString()})\\z")
+        : spec.EnumerateArray().Select(e => e.GetString()!).Any(t => module == t || module.EndsWith("." + t, StringComparison.Ordinal));
+
+    /// <summary>PEFT's get_pattern_key: the first pattern p with re.match(rf"(.*\.)?({p})$", module), else null.</summary>
+    public static string? PatternKey(IEnumerable<string> patterns, string module) =>
+        patterns.FirstOrDefault(p => Regex.IsMatch(module, $"^(?:.*\\.)?(?:{p})$"));
+
+    public static int Rank(LoraConfig config, string module) =>
+        config.RankPattern is { Count: > 0 } rp && PatternKey(rp.Keys, module) is { } k ? rp[k] : config.R;
+
+    public static double Alpha(LoraConfig config, string module) =>
+        config.AlphaPattern is { Count: > 0 } ap && PatternKey(ap.Keys, module) is { } k ? ap[k] : config.LoraAlpha;
+
+    /// <summary>The scale s of ΔW = s·B·A: alpha / r, or alpha / √r with rsLoRA, with the module's own r and alpha.</summary>
+    public static double Scale(LoraConfig config, string module)
+    {
+        int r = Rank(config, module);
+        double alpha = Alpha(config, module);
+        return config.UseRslora ? alpha / Math.Sqrt(r) : alpha / r;
+    }
+}

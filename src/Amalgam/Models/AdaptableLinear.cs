@@ -1,0 +1,61 @@
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace Amalgam.Models;
+
+/// <summary>
+/// A linear layer y = W·x + b that low-rank deltas can be attached to without touching W:
+/// y = W·x + b + Σ sₖ·Bₖ·(Aₖ·x). Many experts can therefore share one base; folding a delta into W is the
+/// separate, explicit <see cref="Fold"/>.
+/// </summary>
+public sealed class AdaptableLinear : nn.Module<Tensor, Tensor>
+{
+    private readonly Parameter weight;
+    private readonly Parameter? bias;
+    private readonly List<LowRankDelta> deltas = [];
+
+    public AdaptableLinear(string name, long inFeatures, long outFeatures, bool hasBias, ScalarType dtype) : base(name)
+    {
+        weight = new Parameter(empty(outFeatures, inFeatures, dtype), requires_grad: false);
+        if (hasBias) bias = new Parameter(empty(outFeatures, dtype), requires_grad: false);
+        ModulePath = name;
+        RegisterComponents();
+    }
+
+    /// <summary>The checkpoint module name (e.g. <c>model.layers.0.self_attn.q_proj</c>), for messages and adapters.</summary>
+    public string ModulePath { get; internal set; }
+
+    public long InFeatures => weight.shape[1];
+    public long OutFeatures => weight.shape[0];
+    public Tensor Weight => weight;
+    public IReadOnlyList<LowRankDelta> Deltas => deltas;
+
+    /// <summary>Adds a delta to this layer's output; its shapes must fit [out, r]·[r, in].</summary>
+    public void Attach(LowRankDelta delta)
+    {
+        if (delta.A.dim() != 2 || delta.B.dim() != 2 || delta.A.shape[1] != InFeatures || delta.B.shape[0] != OutFeatures || delta.B.shape[1] != delta.A.shape[0])
+            throw new ArgumentException($"{ModulePath}: delta of shapes A [{string.Join(", ", delta.A.shape)}], B [{string.Join(", ", delta.B.shape)}] does not fit a [{OutFeatures}, {InFeatures}] layer");
+        deltas.Add(delta);
+    }
+
+    public bool Detach(LowRankDelta delta) => deltas.Remove(delta);
+    public void DetachAll() => deltas.Clear();
+
+    /// <summary>W ← W + s·B·A (computed in float32, stored in W's dtype). Irreversible for bfloat16 weights.</summary>
+    public void Fold(LowRankDelta delta)
+    {
+        using var scope = NewDisposeScope();
+        using var _ = no_grad();
+        var merged = weight.to(ScalarType.Float32) + delta.Dense();
+        weight.copy_(merged.to(weight.dtype));
+    }
+
+    public override Tensor forward(Tensor x)
+    {
+        using var scope = NewDisposeScope();
+        var y = nn.functional.linear(x, weight, bias);
+        foreach (var delta in deltas) y = y + delta.Apply(x, y.dtype);
+        return y.MoveToOuterDisposeScope();
+    }
+}

@@ -1,0 +1,71 @@
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Amalgam.Models;
+
+/// <summary>
+/// A Llama-family decoder (LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM) whose module names are the
+/// checkpoint's keys, so weights load one to one. Build it with <see cref="CheckpointLoader"/>.
+/// </summary>
+public sealed class CausalLM : nn.Module<DecoderInput, DecoderOutput>
+{
+    private readonly DecoderStack model;
+    private readonly AdaptableLinear? lm_head;
+    private readonly RotaryEmbedding rope;
+
+    public CausalLM(DecoderConfig config, ScalarType dtype) : base(config.Architecture)
+    {
+        Config = config;
+        Dtype = dtype;
+        model = new DecoderStack(nameof(model), config, dtype);
+        if (!config.TieWordEmbeddings) lm_head = new AdaptableLinear(nameof(lm_head), config.HiddenSize, config.VocabSize, false, dtype);
+        rope = new RotaryEmbedding(config.HeadDim, config.RopeTheta);
+        RegisterComponents();
+        var linears = new SortedDictionary<string, AdaptableLinear>(StringComparer.Ordinal);
+        foreach (var (name, module) in named_modules())
+            if (module is AdaptableLinear linear) { linear.ModulePath = name; linears[name] = linear; }
+        Linears = linears;
+    }
+
+    public DecoderConfig Config { get; }
+    public ScalarType Dtype { get; }
+
+    /// <summary>Every linear layer by checkpoint module name (e.g. <c>model.layers.0.mlp.down_proj</c>, <c>lm_head</c>).</summary>
+    public IReadOnlyDictionary<string, AdaptableLinear> Linears { get; }
+
+    /// <summary>The name of the output projection, which "all-linear" adapters leave out.</summary>
+    public const string OutputLayer = "lm_head";
+
+    public override DecoderOutput forward(DecoderInput input)
+    {
+        using var scope = NewDisposeScope();
+        var ids = input.InputIds;
+        if (ids.dim() != 2) throw new ArgumentException($"input ids must be [batch, positions], got [{string.Join(", ", ids.shape)}]");
+        long b = ids.shape[0], t = ids.shape[1];
+        var stepMask = input.AttentionMask?.to(ScalarType.Int64) ?? ones(b, t, ScalarType.Int64);
+        var mask = input.Cache?.AppendMask(stepMask) ?? stepMask;
+        long all = mask.shape[1], past = all - t;
+        Config.CheckSequenceLength((int)all);
+
+        // Real tokens are numbered 0, 1, ... whatever the padding side; padding positions are clamped to 0.
+        var positions = (mask.cumsum(1) - 1).clamp_min(0).narrow(1, past, t);
+        var causal = arange(all).unsqueeze(0) <= (arange(t) + past).unsqueeze(1);              // [new, all]
+        var allowed = causal.unsqueeze(0).logical_and(mask.unsqueeze(1).to(ScalarType.Bool));  // [b, new, all]
+        var additive = zeros(allowed.shape, Precision.Reduction).masked_fill(allowed.logical_not(), float.MinValue).unsqueeze(1);
+        var (cos, sin) = rope.Angles(positions, Dtype);
+
+        var hidden = model.Forward(ids, new AttentionContext(cos, sin, additive, input.Cache));
+        if (input.LastPositionOnly) hidden = hidden.narrow(1, t - 1, 1);
+        var logits = lm_head is null ? nn.functional.linear(hidden, model.Embeddings.Weight) : lm_head.forward(hidden);
+        return new DecoderOutput(logits.to(Precision.Reduction).MoveToOuterDisposeScope());
+    }
+
+    /// <summary>Inference convenience: float32 logits of every position for one unpadded sequence.</summary>
+    public Tensor Logits(IReadOnlyList<long> ids)
+    {
+        using var _ = inference_mode();
+        using var scope = NewDisposeScope();
+        var input = tensor(ids.ToArray(), ScalarType.Int64).unsqueeze(0);
+        return forward(new DecoderInput(input)).Logits[0].MoveToOuterDisposeScope();
+    }
+}

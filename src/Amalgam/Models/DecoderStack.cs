@@ -1,0 +1,32 @@
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace Amalgam.Models;
+
+/// <summary>The checkpoint's <c>model.*</c> part: embeddings, the layers and the final norm.</summary>
+public sealed class DecoderStack : nn.Module
+{
+    private readonly TokenEmbedding embed_tokens;
+    private readonly ModuleList<DecoderLayer> layers;
+    private readonly RmsNorm norm;
+
+    public DecoderStack(string name, DecoderConfig c, ScalarType dtype) : base(name)
+    {
+        embed_tokens = new TokenEmbedding(nameof(embed_tokens), c.VocabSize, c.HiddenSize, dtype);
+        layers = new ModuleList<DecoderLayer>(Enumerable.Range(0, c.NumHiddenLayers).Select(i => new DecoderLayer(i.ToString(), c, i, dtype)).ToArray());
+        norm = new RmsNorm(nameof(norm), c.HiddenSize, c.RmsNormEps, dtype);
+        RegisterComponents();
+    }
+
+    public TokenEmbedding Embeddings => embed_tokens;
+
+    /// <summary>Hidden states after the final norm, [batch, new, hidden].</summary>
+    public Tensor Forward(Tensor ids, AttentionContext ctx)
+    {
+        using var scope = NewDisposeScope();
+        var x = embed_tokens.forward(ids);
+        foreach (var layer in layers) x = layer.Forward(x, ctx);
+        return norm.forward(x).MoveToOuterDisposeScope();
+    }
+}
