@@ -1,0 +1,21 @@
+using System.Diagnostics;
+
+namespace Amalgam.Tests.Cli;
+
+/// <summary>Runs the real CLI (Amalgam.Cli.dll beside the tests) as a child process.</summary>
+public static class CliRunner
+{
+    public sealed record Result(int ExitCode, string Stdout, string Stderr);
+
+    public static Result Run(params string[] args)
+    {
+        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = TestData.RepoRoot };
+        start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "Amalgam.Cli.dll"));
+        foreach (var a in args) start.ArgumentList.Add(a);
+        using var p = Process.Start(start)!;
+        var stdout = p.StandardOutput.ReadToEndAsync();
+        var stderr = p.StandardError.ReadToEndAsync();
+        if (!p.WaitForExit(120_000)) { p.Kill(true); throw new TimeoutException("amalgam " + string.Join(' ', args)); }
+        return new Result(p.ExitCode, stdout.Result, stderr.Result);
+    }
+}
