@@ -59,11 +59,11 @@ public static class InspectCommand
         long total = 0, elements = 0;
         foreach (var t in tensors.OrderBy(t => t.Name, StringComparer.Ordinal))
         {
-            table.AddRow(Markup.Escape(t.Name), t.DType.ToString(), $"[{string.Join(", ", t.Shape)}]", (t.End - t.Begin).ToString("N0"));
+            table.AddRow(Markup.Escape(t.Name), t.DType.ToString(), Markup.Escape($"[{string.Join(", ", t.Shape)}]"), (t.End - t.Begin).ToString("N0"));
             total += t.End - t.Begin;
             elements += t.NumElements;
         }
-        table.Caption($"{table.Rows.Count} tensors, {elements:N0} parameters, {total:N0} bytes");
+        table.Caption(Markup.Escape($"{table.Rows.Count} tensors, {elements:N0} parameters, {total:N0} bytes"));
         return table;
     }
 }

@@ -36,7 +36,8 @@ public class LoraAdapterTests
         Assert.Equal(8, LoraTargets.Rank(c, "model.layers.0.mlp.up_proj"));
         Assert.Equal(8, LoraTargets.Rank(c, "model.layers.0.mlp.xdown_proj")); // no match inside a name part
         Assert.Equal(16.0 / 2, LoraTargets.Scale(c, "model.layers.0.mlp.down_proj"));
-        Assert.Equal(4.0 / 8, LoraTargets.Scale(c, "model.layers.1.self_attn.o_proj"));
+        Assert.Equal(4.0 / 4, LoraTargets.Scale(c, "model.layers.1.self_attn.o_proj")); // both patterns apply
+        Assert.Equal(16.0 / 8, LoraTargets.Scale(c, "model.layers.0.self_attn.o_proj"));
     }
 
     [Fact]
@@ -50,7 +51,7 @@ public class LoraAdapterTests
         using var all = LoraAdapter.Load(TestData.Golden("llama_gqa.lora_all"), model);
         Assert.Equal(14, all.Deltas.Count); // 7 linear layers × 2 blocks, lm_head excluded
         Assert.Equal(2, all.Deltas["model.layers.0.mlp.down_proj"].Rank);
-        Assert.Equal(2.0, all.Deltas["model.layers.0.mlp.down_proj"].Scale);
+        Assert.Equal(16.0 / 2, all.Deltas["model.layers.0.mlp.down_proj"].Scale); // rank_pattern r, default alpha
         Assert.Equal(0.5, all.Deltas["model.layers.1.self_attn.o_proj"].Scale);
         Assert.Equal(2.0, all.Deltas["model.layers.0.self_attn.o_proj"].Scale);
         using var rs = LoraAdapter.Load(TestData.Golden("llama_gqa.lora_rslora"), model);
