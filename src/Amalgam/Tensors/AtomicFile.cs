@@ -1,0 +1,51 @@
+namespace Amalgam.Tensors;
+
+/// <summary>
+/// A file written under a hidden temporary name in the destination folder and renamed over the final name only on
+/// <see cref="Commit"/>: readers see the old file or the complete new one, never a partial one. Disposing without
+/// committing deletes the temporary file.
+/// </summary>
+internal sealed class AtomicFile : IDisposable
+{
+    private FileStream? _stream;
+    private bool _committed;
+
+    public AtomicFile(string finalPath)
+    {
+        FinalPath = System.IO.Path.GetFullPath(finalPath);
+        var folder = System.IO.Path.GetDirectoryName(FinalPath)!;
+        // Same folder, so the final rename never crosses file systems and stays atomic.
+        TempPath = System.IO.Path.Combine(folder,
+            $".{System.IO.Path.GetFileName(FinalPath)}.tmp-{Guid.NewGuid().ToString("N")[..12]}");
+        _stream = new FileStream(TempPath, FileMode.CreateNew, FileAccess.Write, FileShare.None, bufferSize: 1 << 20);
+    }
+
+    public string FinalPath { get; }
+
+    public string TempPath { get; }
+
+    public FileStream Stream => _stream ?? throw new ObjectDisposedException(nameof(AtomicFile));
+
+    /// <summary>Flushes to disk, then renames the temporary file over the final name.</summary>
+    public void Commit()
+    {
+        var stream = Stream;
+        stream.Flush(flushToDisk: true);
+        stream.Dispose();
+        _stream = null;
+        File.Move(TempPath, FinalPath, overwrite: true);
+        _committed = true;
+    }
+
+    public void Dispose()
+    {
+        _stream?.Dispose();
+        _stream = null;
+        if (!_committed)
+        {
+            try { File.Delete(TempPath); }
+            catch (IOException) { } // best effort: a stray hidden temp file is harmless, a masked exception is not
+            catch (UnauthorizedAccessException) { }
+        }
+    }
+}
