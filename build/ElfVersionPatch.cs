@@ -9,6 +9,7 @@
 //
 // This file is compiled twice: by MSBuild's RoslynCodeTaskFactory as the PatchElfVersionNeeds task (see
 // build/TorchSharpNative.targets) and into the tests, which define ELF_PATCH_WITHOUT_MSBUILD.
+#nullable enable
 using System;
 using System.Collections.Generic;
 using System.IO;
@@ -23,6 +24,8 @@ namespace Amalgam.Build
         public List<string> Needed = new List<string>();
         public List<string> Missing = new List<string>();
         public List<string> PatchedSymbols = new List<string>();
+        /// <summary>vna_hash as stored for each needed version (before any patch).</summary>
+        public Dictionary<string, uint> StoredHashes = new Dictionary<string, uint>();
         public string? Replacement;
     }
 
@@ -82,6 +85,7 @@ namespace Amalgam.Build
                     if (target)
                     {
                         report.Needed.Add(name);
+                        report.StoredHashes[name] = U32(elf, a);
                         if (available.Contains(name)) present.Add((nameOffset, name));
                         else missing.Add((a, U16(elf, a + 6), name));
                     }
@@ -116,7 +120,7 @@ namespace Amalgam.Build
                         throw new InvalidOperationException($"symbol {used} of a missing version is relocated: the library really needs it");
                 }
 
-            // Stand in the newest version the system has (string already in .dynstr, so no section grows).
+            // Stand in a version the system has whose name is already in .dynstr, so no section grows.
             var stand = present.OrderByDescending(p => p.Name, StringComparer.Ordinal).First();
             foreach (var i in affected.Keys) W16(elf, versym.Offset + 2 * i, 1); // VER_NDX_GLOBAL
             foreach (var m in missing)
