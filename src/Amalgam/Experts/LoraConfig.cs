@@ -1,5 +1,6 @@
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using Amalgam.Models;
 
 namespace Amalgam.Experts;
 
@@ -41,17 +42,7 @@ public sealed class LoraConfig
 
     public static LoraConfig Load(string file)
     {
-        if (!File.Exists(file)) throw new FileNotFoundException($"{file}: no adapter_config.json (is this a PEFT adapter folder?)", file);
-        LoraConfig? config;
-        try
-        {
-            config = JsonSerializer.Deserialize<LoraConfig>(File.ReadAllText(file));
-        }
-        catch (JsonException e)
-        {
-            throw new InvalidDataException($"{file}: invalid JSON or field type{(e.Path is null ? "" : $" at '{e.Path.TrimStart('$', '.')}'")}: {e.Message.Split('\n')[0]}");
-        }
-        if (config is null) throw new InvalidDataException($"{file}: empty configuration");
+        var config = JsonConfigFile.Read<LoraConfig>(file, "is this a PEFT adapter folder?");
         config.Source = file;
         config.Validate();
         return config;

@@ -80,23 +80,11 @@ public sealed class DecoderConfig
     public static DecoderConfig Load(string path)
     {
         string file = Directory.Exists(path) ? Path.Combine(path, "config.json") : path;
-        if (!File.Exists(file)) throw new FileNotFoundException($"{file}: no config.json (is this a Hugging Face checkpoint folder?)", file);
-        DecoderConfig? config;
-        try
-        {
-            config = JsonSerializer.Deserialize<DecoderConfig>(File.ReadAllText(file));
-        }
-        catch (JsonException e)
-        {
-            throw new InvalidDataException($"{file}: invalid JSON or field type{(e.Path is null ? "" : $" at '{e.Path.TrimStart('$', '.')}'")}: {FirstLine(e.Message)}");
-        }
-        if (config is null) throw new InvalidDataException($"{file}: empty configuration");
+        var config = JsonConfigFile.Read<DecoderConfig>(file, "is this a Hugging Face checkpoint folder?");
         config.Source = file;
         config.Validate();
         return config;
     }
-
-    static string FirstLine(string s) => s.Split('\n')[0].Trim();
 
     InvalidDataException Error(string field, string message) => new($"{Source}: {field}: {message}");
     NotSupportedException Unsupported(string field, string message) => new($"{Source}: {field}: {message}");
