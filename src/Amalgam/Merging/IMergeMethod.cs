@@ -1,0 +1,62 @@
+using static TorchSharp.torch;
+
+namespace Amalgam.Merging;
+
+/// <summary>
+/// A weight-space merge method: a small stateless strategy with a name, a typed parameter schema and a pure
+/// function from the input tensors of one checkpoint key to the merged tensor. The executor (recipes, streaming,
+/// I/O) resolves every parameter for the tensor at hand before calling <see cref="Merge"/>.
+/// </summary>
+public interface IMergeMethod
+{
+    /// <summary>The mergekit name, e.g. <c>ties</c>.</summary>
+    string Name { get; }
+
+    string Description { get; }
+
+    /// <summary>Every parameter the method accepts; anything else in a recipe is an error.</summary>
+    IReadOnlyList<ParameterSpec> Parameters { get; }
+
+    /// <summary>Whether a base model is required (task-vector methods) or optional/unused.</summary>
+    BaseModelUse BaseModel { get; }
+
+    /// <summary>Whether results depend on <see cref="MergeTensorInputs.Random"/>.</summary>
+    bool IsRandomized { get; }
+
+    /// <summary>
+    /// Optional whole-model statistics (e.g. <c>trim_scope: model</c>): when not null, the executor streams every
+    /// tensor through <see cref="IWholeModelPass.Observe"/> for <see cref="IWholeModelPass.Rounds"/> rounds before
+    /// merging, and hands the pass back in <see cref="MergeTensorInputs.Pass"/>.
+    /// </summary>
+    IWholeModelPass? CreatePass(MergeParameters global, int models) => null;
+
+    /// <summary>
+    /// Merges one tensor. Inputs are float32 (float64 in reference tests), all of one shape; the result has that
+    /// shape and is a new tensor (dispose-scope friendly: created inside the caller's scope).
+    /// </summary>
+    Tensor Merge(MergeTensorInputs inputs);
+}
+
+public enum BaseModelUse { Required, Optional, Unused }
+
+/// <summary>A multi-round statistic over the whole model, computed one tensor at a time.</summary>
+public interface IWholeModelPass
+{
+    int Rounds { get; }
+    void Observe(int round, MergeTensorInputs inputs);
+    void EndRound(int round);
+}
+
+/// <summary>
+/// What <see cref="IMergeMethod.Merge"/> sees for one checkpoint key: the base tensor (null when the method does
+/// not use one), the models' tensors in recipe order, their resolved per-model parameters, the resolved global
+/// parameters, a generator seeded from (seed, tensor name) for randomised methods, and the layer position.
+/// </summary>
+public sealed record MergeTensorInputs(
+    string Name,
+    Tensor? Base,
+    IReadOnlyList<Tensor> Models,
+    IReadOnlyList<MergeParameters> ModelParameters,
+    MergeParameters Global,
+    Generator? Random = null,
+    IWholeModelPass? Pass = null);
