@@ -5,7 +5,7 @@ namespace Amalgam.Tensors;
 /// <see cref="Commit"/>: readers see the old file or the complete new one, never a partial one. Disposing without
 /// committing deletes the temporary file.
 /// </summary>
-internal sealed class AtomicFile : IDisposable
+public sealed class AtomicFile : IDisposable
 {
     private FileStream? _stream;
     private bool _committed;
@@ -21,6 +21,14 @@ internal sealed class AtomicFile : IDisposable
     }
 
     public string FinalPath { get; }
+
+    /// <summary>Writes a whole text file atomically.</summary>
+    public static void WriteAllText(string path, string text)
+    {
+        using var file = new AtomicFile(path);
+        using (var writer = new StreamWriter(file.Stream, leaveOpen: true)) writer.Write(text);
+        file.Commit();
+    }
 
     public string TempPath { get; }
 

@@ -1,0 +1,77 @@
+using System.CommandLine;
+using System.Diagnostics;
+using System.Text.Json;
+using Amalgam.Evaluation;
+using Amalgam.Evaluation.Suites;
+using Amalgam.Experts;
+using Amalgam.Models;
+using Amalgam.Models.Tokenizers;
+using Spectre.Console;
+
+namespace Amalgam.Cli;
+
+/// <summary><c>amalgam eval</c>: scores a model (the suite's base by default), with adapters, on a suite's tasks.</summary>
+public static class EvalCommand
+{
+    public static Command Create()
+    {
+        var suiteDir = new Option<string>("--suite") { Description = "Suite folder (suite.yaml).", Required = true };
+        var model = new Option<string?>("--model") { Description = "Checkpoint folder; default: the suite's base." };
+        var adapters = new Option<string[]>("--adapter") { Description = "PEFT adapter folder to attach; repeat to stack." };
+        var tasks = new Option<string?>("--tasks") { Description = "Comma-separated task names; default: all." };
+        var split = new Option<string>("--split") { Description = "train, validation or test.", DefaultValueFactory = _ => Suite.Test };
+        var limit = new Option<int?>("--limit") { Description = "Score only the first N examples of each task." };
+        var output = new Option<string?>("--out") { Description = "Write {\"scores\": {task: score}, ...} to this JSON file." };
+        var command = new Command("eval", "Score a model on a suite: exact match after greedy decoding, or option accuracy.");
+        foreach (var o in new Option[] { suiteDir, model, adapters, tasks, split, limit, output }) command.Options.Add(o);
+        command.SetAction(CliErrors.Guard(parse =>
+        {
+            var suite = Suite.Load(parse.GetValue(suiteDir)!);
+            string splitName = parse.GetValue(split)!;
+            if (!Suite.Splits.Contains(splitName)) throw new ArgumentException($"--split: '{splitName}' is not one of {string.Join(", ", Suite.Splits)}");
+            var selected = parse.GetValue(tasks) is { } names ? names.Split(',', StringSplitOptions.TrimEntries).Select(suite.Task).ToList() : suite.Tasks.ToList();
+            string modelDir = parse.GetValue(model) ?? suite.BasePath;
+            var tokenizer = TokenizerLoader.Load(modelDir);
+            using var m = CheckpointLoader.Load(modelDir);
+            var loaded = new List<LoraAdapter>();
+            try
+            {
+                foreach (var dir in parse.GetValue(adapters) ?? [])
+                {
+                    var adapter = LoraAdapter.Load(dir, m);
+                    adapter.AttachTo(m);
+                    loaded.Add(adapter);
+                }
+                var clock = Stopwatch.StartNew();
+                var results = selected.Select(t => SuiteEvaluator.Evaluate(m, tokenizer, suite, t, splitName, parse.GetValue(limit))).ToList();
+                double seconds = clock.Elapsed.TotalSeconds;
+
+                var table = new Table().AddColumns("task", "family", "held out", "metric", "examples", "score");
+                foreach (var r in results)
+                    table.AddRow(Markup.Escape(r.Task), Markup.Escape(r.Family), r.HeldOut ? "yes" : "no", r.Metric, r.Count.ToString(), $"{100 * r.Score:F1} %");
+                table.Caption($"{splitName} split, {seconds:F1} s");
+                AnsiConsole.Write(table);
+                if (parse.GetValue(output) is { } file)
+                {
+                    var json = JsonSerializer.Serialize(new
+                    {
+                        scores = results.ToDictionary(r => r.Task, r => r.Score),
+                        counts = results.ToDictionary(r => r.Task, r => r.Count),
+                        split = splitName,
+                        model = Path.GetFullPath(modelDir),
+                        adapters = (parse.GetValue(adapters) ?? []).Select(Path.GetFullPath).ToArray(),
+                        seconds = Math.Round(seconds, 2),
+                        answers = results.ToDictionary(r => r.Task, r => r.Answers),
+                    }, new JsonSerializerOptions { WriteIndented = true });
+                    Tensors.AtomicFile.WriteAllText(file, json);
+                }
+            }
+            finally
+            {
+                foreach (var a in loaded) a.Dispose();
+            }
+            return 0;
+        }));
+        return command;
+    }
+}

@@ -1,0 +1,53 @@
+using Amalgam.Suite;
+using Amalgam.Training;
+using Spectre.Console;
+
+namespace Amalgam.Cli;
+
+/// <summary>
+/// Progress of long work on stderr: Spectre progress bars on an interactive terminal; when output is redirected,
+/// one line per stage and a loss line every tenth of a training run.
+/// </summary>
+public static class ProgressDisplay
+{
+    public static T Run<T>(Func<ISuiteBuildProgress, T> work)
+    {
+        var console = AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(Console.Error) });
+        if (Console.IsErrorRedirected || !console.Profile.Capabilities.Interactive) return work(new Lines());
+        return console.Progress().AutoClear(false).Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new RemainingTimeColumn())
+            .Start(ctx => work(new Bars(ctx)));
+    }
+
+    static string Describe(string name, TrainingStep s) => $"{name}: step {s.Step}/{s.Steps} loss {s.Loss:F4} lr {s.LearningRate:G3}";
+
+    sealed class Lines : ISuiteBuildProgress
+    {
+        public void Stage(string message) => Console.Error.WriteLine(message);
+
+        public IProgress<TrainingStep> Training(string name, int steps) => new Progress(s =>
+        {
+            if (s.Step == 1 || s.Step == s.Steps || s.Step % Math.Max(1, s.Steps / 10) == 0) Console.Error.WriteLine(Describe(name, s));
+        });
+    }
+
+    sealed class Bars(ProgressContext ctx) : ISuiteBuildProgress
+    {
+        public void Stage(string message) => AnsiConsole.Console.Profile.Out.Writer.Flush();
+
+        public IProgress<TrainingStep> Training(string name, int steps)
+        {
+            var task = ctx.AddTask(Markup.Escape(name), maxValue: steps);
+            return new Progress(s =>
+            {
+                task.Value = s.Step;
+                task.Description = Markup.Escape(Describe(name, s));
+            });
+        }
+    }
+
+    /// <summary>A synchronous IProgress (System.Progress posts to the thread pool, which would reorder lines).</summary>
+    sealed class Progress(Action<TrainingStep> report) : IProgress<TrainingStep>
+    {
+        public void Report(TrainingStep value) => report(value);
+    }
+}

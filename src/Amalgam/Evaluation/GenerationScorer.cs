@@ -1,0 +1,29 @@
+using Amalgam.Models;
+using Amalgam.Models.Tokenizers;
+
+namespace Amalgam.Evaluation;
+
+/// <summary>
+/// Greedy answers for many prompts, batched with the KV cache: each prompt is bos + its tokens, decoding stops at
+/// end of sequence or at a newline (answers are one line).
+/// </summary>
+public static class GenerationScorer
+{
+    public static IReadOnlyList<string> Answers(CausalLM model, ITextTokenizer tokenizer, IReadOnlyList<string> prompts,
+        int maxNewTokens, int batchSize = 64)
+    {
+        var stops = new HashSet<long>(model.Config.EosTokenIds.Select(i => (long)i));
+        if (tokenizer.EosId is int eos) stops.Add(eos);
+        foreach (var id in tokenizer.Encode("\n", addBos: false)) stops.Add(id);
+        long pad = tokenizer.PadId ?? model.Config.PadId ?? 0;
+        var answers = new List<string>(prompts.Count);
+        for (int start = 0; start < prompts.Count; start += batchSize)
+        {
+            var batch = prompts.Skip(start).Take(batchSize)
+                .Select(p => (IReadOnlyList<long>)tokenizer.Encode(p, addBos: true).Select(i => (long)i).ToArray()).ToList();
+            foreach (var ids in GreedyDecoder.Generate(model, batch, maxNewTokens, stops, pad))
+                answers.Add(tokenizer.Decode(ids.Select(i => (int)i)));
+        }
+        return answers;
+    }
+}

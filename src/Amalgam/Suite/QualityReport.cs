@@ -1,0 +1,92 @@
+using System.Globalization;
+using System.Text;
+using System.Text.Json;
+using Amalgam.Evaluation;
+using Amalgam.Evaluation.Suites;
+using Amalgam.Experts;
+using Amalgam.Models;
+using Amalgam.Models.Tokenizers;
+
+namespace Amalgam.Suite;
+
+/// <summary>
+/// The measured quality of a built suite on its test splits: the base alone, each expert on its own task, and the
+/// uniform average of all experts (ΔW = (1/K)·Σ sₖBₖAₖ, attached in factored form) on every task.
+/// </summary>
+public sealed record QualityReport(
+    IReadOnlyDictionary<string, double> Base,
+    IReadOnlyDictionary<string, double> Expert,
+    IReadOnlyDictionary<string, double> Uniform,
+    IReadOnlyList<TaskDefinition> Tasks)
+{
+    public double BuildSeconds { get; init; }
+    public IReadOnlyDictionary<string, double> StageSeconds { get; init; } = new Dictionary<string, double>();
+    public SuiteBuildOptions? Options { get; init; }
+
+    public static QualityReport Measure(CausalLM model, ITextTokenizer tokenizer, SuiteDefinition suite, IReadOnlyDictionary<string, LoraAdapter> experts)
+    {
+        var baseScores = suite.Tasks.ToDictionary(t => t.Name, t => SuiteEvaluator.Evaluate(model, tokenizer, suite, t).Score);
+        var expertScores = new Dictionary<string, double>();
+        foreach (var task in suite.HeldIn)
+            using (experts[task.Name].AttachTo(model))
+                expertScores[task.Name] = SuiteEvaluator.Evaluate(model, tokenizer, suite, task).Score;
+        var uniform = new Dictionary<string, double>();
+        var deltas = experts.Values.SelectMany(e => e.Deltas.Select(d => (d.Key, new LowRankDelta(d.Value.A, d.Value.B, d.Value.Scale / experts.Count)))).ToList();
+        foreach (var (module, d) in deltas) model.Linears[module].Attach(d);
+        try
+        {
+            foreach (var task in suite.Tasks) uniform[task.Name] = SuiteEvaluator.Evaluate(model, tokenizer, suite, task).Score;
+        }
+        finally
+        {
+            foreach (var (module, d) in deltas) model.Linears[module].Detach(d);
+        }
+        return new QualityReport(baseScores, expertScores, uniform, suite.Tasks);
+    }
+
+    public void Write(string dir)
+    {
+        File.WriteAllText(Path.Combine(dir, "quality.json"), JsonSerializer.Serialize(new
+        {
+            split = Evaluation.Suites.Suite.Test,
+            @base = Base,
+            expert = Expert,
+            uniform_average = Uniform,
+            build_seconds = Math.Round(BuildSeconds, 1),
+            stage_seconds = StageSeconds.ToDictionary(kv => kv.Key, kv => Math.Round(kv.Value, 1)),
+        }, new JsonSerializerOptions { WriteIndented = true }));
+        File.WriteAllText(Path.Combine(dir, "README.md"), Markdown());
+    }
+
+    static string Pct(double x) => (100 * x).ToString("F0", CultureInfo.InvariantCulture) + " %";
+
+    public string Markdown()
+    {
+        var heldIn = Tasks.Where(t => !t.HeldOut).ToList();
+        var sb = new StringBuilder();
+        sb.AppendLine("# The bundled expert suite").AppendLine();
+        sb.AppendLine("A tiny Llama-architecture base model trained from scratch by Amalgam's own code, one LoRA expert per held-in task, and");
+        sb.AppendLine("the task data (train / validation / test JSONL). Regenerate everything with `amalgam suite build --out suite`;");
+        sb.AppendLine("check any figure below with `amalgam eval --suite suite [--adapter suite/experts/<task>]`. The format is in docs/suites.md.").AppendLine();
+        sb.AppendLine("## Quality on the test splits (measured by the build)").AppendLine();
+        sb.AppendLine("| task | family | held out | base | own expert | uniform average of all experts |");
+        sb.AppendLine("|---|---|---|---|---|---|");
+        foreach (var t in Tasks)
+            sb.AppendLine($"| {t.Name} | {t.Family} | {(t.HeldOut ? "yes" : "no")} | {Pct(Base[t.Name])} | {(Expert.TryGetValue(t.Name, out var e) ? Pct(e) : "—")} | {Pct(Uniform[t.Name])} |");
+        double baseMax = heldIn.Max(t => Base[t.Name]), expertMin = heldIn.Min(t => Expert[t.Name]);
+        double expertMean = heldIn.Average(t => Expert[t.Name]), uniformMean = heldIn.Average(t => Uniform[t.Name]);
+        sb.AppendLine();
+        sb.AppendLine($"- Base alone: at most {Pct(baseMax)} on any held-in task (target ≤ 20 %).");
+        sb.AppendLine($"- Each expert on its own task: at least {Pct(expertMin)} (target ≥ 90 %); mean {Pct(expertMean)}.");
+        sb.AppendLine($"- Uniform average of all {heldIn.Count} experts: mean {Pct(uniformMean)} on the held-in tasks, against {Pct(expertMean)} for the experts.");
+        sb.AppendLine();
+        sb.AppendLine("## Build").AppendLine();
+        sb.AppendLine($"`amalgam suite build` took {BuildSeconds / 60:F1} minutes on this machine ({Environment.ProcessorCount} cores).");
+        if (Options is { } o)
+            sb.AppendLine($"Base: {o.Layers} layers, hidden {o.HiddenSize}, {o.Heads} heads / {o.KeyValueHeads} kv heads, intermediate {o.IntermediateSize}, " +
+                          $"char-level vocabulary, tied embeddings; {o.Base.Steps} steps × {o.Base.BatchSize} on {o.CorpusSize} pretraining texts. " +
+                          $"Experts: LoRA r = {o.LoraRank}, alpha = {o.LoraAlpha}, all linear layers, {o.Expert.Steps} steps × {o.Expert.BatchSize} " +
+                          $"on {o.TrainExamples} training examples each. Seed {o.Seed}.");
+        return sb.ToString();
+    }
+}
