@@ -1,4 +1,4 @@
-using Amalgam.Suite;
+using Amalgam.Bundled;
 using Amalgam.Training;
 using Spectre.Console;
 

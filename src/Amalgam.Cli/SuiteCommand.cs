@@ -1,5 +1,5 @@
 using System.CommandLine;
-using Amalgam.Suite;
+using Amalgam.Bundled;
 
 namespace Amalgam.Cli;
 

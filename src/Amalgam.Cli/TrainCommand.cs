@@ -4,7 +4,7 @@ using Amalgam.Evaluation.Suites;
 using Amalgam.Experts;
 using Amalgam.Models;
 using Amalgam.Models.Tokenizers;
-using Amalgam.Suite;
+using Amalgam.Bundled;
 using Amalgam.Training;
 
 namespace Amalgam.Cli;

@@ -5,11 +5,11 @@ using Amalgam.Evaluation.Suites;
 using Amalgam.Experts;
 using Amalgam.Models;
 using Amalgam.Models.Tokenizers;
-using Amalgam.Suite.Tasks;
+using Amalgam.Bundled.Tasks;
 using Amalgam.Tensors;
 using Amalgam.Training;
 
-namespace Amalgam.Suite;
+namespace Amalgam.Bundled;
 
 /// <summary>Progress of a suite build: a stage message, or a training step of the named model.</summary>
 public interface ISuiteBuildProgress

@@ -7,7 +7,7 @@ using Amalgam.Experts;
 using Amalgam.Models;
 using Amalgam.Models.Tokenizers;
 
-namespace Amalgam.Suite;
+namespace Amalgam.Bundled;
 
 /// <summary>
 /// The measured quality of a built suite on its test splits: the base alone, each expert on its own task, and the

@@ -1,4 +1,4 @@
-namespace Amalgam.Suite;
+namespace Amalgam.Bundled;
 
 /// <summary>
 /// Text the bundled base model is trained on from scratch. It teaches the suite's alphabet, its question/answer

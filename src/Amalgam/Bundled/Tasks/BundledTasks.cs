@@ -2,7 +2,7 @@ using System.Globalization;
 using Amalgam.Evaluation.Metrics;
 using Amalgam.Evaluation.Suites;
 
-namespace Amalgam.Suite.Tasks;
+namespace Amalgam.Bundled.Tasks;
 
 /// <summary>
 /// The tasks of the bundled suite: twelve held-in tasks in four families (letters, case, numbers, lists), each

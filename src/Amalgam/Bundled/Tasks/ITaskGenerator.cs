@@ -1,6 +1,6 @@
 using Amalgam.Evaluation.Suites;
 
-namespace Amalgam.Suite.Tasks;
+namespace Amalgam.Bundled.Tasks;
 
 /// <summary>
 /// Generates examples of one bundled task. Inputs state the instruction in words, through one of

@@ -1,4 +1,4 @@
-namespace Amalgam.Suite.Tasks;
+namespace Amalgam.Bundled.Tasks;
 
 /// <summary>
 /// The vocabulary the bundled tasks draw from: words of 3 to 7 lowercase ASCII letters (no apostrophes, capitals or

@@ -1,6 +1,6 @@
 using Amalgam.Evaluation.Suites;
 
-namespace Amalgam.Suite.Tasks;
+namespace Amalgam.Bundled.Tasks;
 
 /// <summary>
 /// Generates the bundled suite's data: every task's train, validation and test splits and suite.yaml.

@@ -1,6 +1,6 @@
 using Amalgam.Training;
 
-namespace Amalgam.Suite;
+namespace Amalgam.Bundled;
 
 /// <summary>
 /// Everything that determines the bundled suite: seeds, the base model's shape, the pretraining corpus and the
