@@ -41,6 +41,11 @@ public static class Suite
         {
             throw Bad(null, $"not valid YAML (line {e.Start.Line}: {e.Message})", e);
         }
+        catch (InvalidOperationException e)
+        {
+            // YamlDotNet's scanner throws this for some truncated documents (e.g. an unclosed "[" at the end).
+            throw Bad(null, $"not valid YAML (unexpected end: {e.Message})", e);
+        }
         if (stream.Documents.Count != 1) throw Bad(null, $"expected one YAML document, found {stream.Documents.Count}");
         if (stream.Documents[0].RootNode is not YamlMappingNode top) throw Bad(null, "the top level must be a mapping");
 
