@@ -1,6 +1,6 @@
 namespace Amalgam.Tests.Evaluation.Suites;
 
-// Inside the namespace: Amalgam.Tests.Suite (a namespace) would otherwise hide the Suite class.
+// Inside the namespace: Amalgam.Tests.Bundled (a namespace) would otherwise hide the Suite class.
 using Amalgam.Evaluation.Suites;
 
 public class SuiteFormatTests

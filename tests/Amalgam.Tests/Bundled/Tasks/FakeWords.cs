@@ -1,6 +1,6 @@
-using Amalgam.Suite.Tasks;
+using Amalgam.Bundled.Tasks;
 
-namespace Amalgam.Tests.Suite.Tasks;
+namespace Amalgam.Tests.Bundled.Tasks;
 
 /// <summary>A small word list written by the tests, so they do not need Debian's wamerican.</summary>
 public static class FakeWords

@@ -1,6 +1,6 @@
-using Amalgam.Suite.Tasks;
+using Amalgam.Bundled.Tasks;
 
-namespace Amalgam.Tests.Suite.Tasks;
+namespace Amalgam.Tests.Bundled.Tasks;
 
 public class WordListTests
 {

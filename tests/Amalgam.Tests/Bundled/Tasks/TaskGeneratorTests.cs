@@ -1,7 +1,7 @@
 using System.Text.RegularExpressions;
-using Amalgam.Suite.Tasks;
+using Amalgam.Bundled.Tasks;
 
-namespace Amalgam.Tests.Suite.Tasks;
+namespace Amalgam.Tests.Bundled.Tasks;
 
 using Amalgam.Evaluation.Suites;
 
