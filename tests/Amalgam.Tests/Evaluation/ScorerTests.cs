@@ -49,8 +49,8 @@ public class ScorerTests
         var (model, tok) = Golden();
         using var _ = model;
         using var tmp = new TestData.TempDir();
-        // The budget is the longest target + 4 tokens; a long second target keeps it fixed at 16 while the first
-        // target is first a miss, then the model's own answer (so the score must be exactly 1/2).
+        // Exact match: the answers are batched greedy generations with a budget of the longest target + 4 tokens,
+        // and the score is the fraction that equal their target after trimming.
         string format = "{input}\nanswer: ";
         var ll = OptionScorer.LogLikelihoods(model, tok, [("a dog\nanswer: ", "yes"), ("a dog\nanswer: ", "no")]);
         string best = ll[0] >= ll[1] ? "yes" : "no", worst = best == "yes" ? "no" : "yes";
@@ -62,15 +62,13 @@ public class ScorerTests
             Directory.CreateDirectory(Path.Combine(tmp.Path, "data", task));
             foreach (var split in Suite.Splits) File.WriteAllLines(Path.Combine(tmp.Path, "data", task, split + ".jsonl"), lines);
         }
-        const string Long = "zzzzzzzzzzzz";
-        Write("gen", [Json("the cat", "q"), Json("the dog", Long)]);
+        var budgetAnswers = GenerationScorer.Answers(model, tok, ["the cat\nanswer: ", "the dog\nanswer: "], "zzzzzz".Length + 4);
+        Write("gen", [Json("the cat", "q"), Json("the dog", "zzzzzz")]);
         Write("mc", [Json("a dog", best, ["yes", "no"]), Json("a dog", worst, ["yes", "no"]), Json("a dog", best, ["no", "yes"])]);
         var suite = Suite.Load(tmp.Path);
-        var first = SuiteEvaluator.Evaluate(model, tok, suite, suite.Task("gen"));
-        string own = first.Answers[0].Trim();
-        Assert.True(own.Length > 0 && own != "q" && own != Long, $"degenerate answer '{own}'");
-        Write("gen", [Json("the cat", own), Json("the dog", Long)]);
-        Assert.Equal(0.5, SuiteEvaluator.Evaluate(model, tok, suite, suite.Task("gen")).Score);
+        var gen = SuiteEvaluator.Evaluate(model, tok, suite, suite.Task("gen"));
+        Assert.Equal(budgetAnswers, gen.Answers);
+        Assert.Equal(new[] { "q", "zzzzzz" }.Select((t, i) => budgetAnswers[i].Trim() == t ? 1.0 : 0.0).Average(), gen.Score);
         var mc = SuiteEvaluator.Evaluate(model, tok, suite, suite.Task("mc"));
         Assert.Equal(2.0 / 3, mc.Score, 12);
         Assert.Equal(3, mc.Count);
