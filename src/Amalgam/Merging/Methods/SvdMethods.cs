@@ -82,7 +82,7 @@ public sealed class IsoC : SvdMergeMethod
 
     protected override Tensor MergeMatrix(IReadOnlyList<Tensor> deltas)
     {
-        var sum = stack(deltas, 0).sum(0);
+        var sum = stack(deltas, 0).sum(dim: 0);
         var (u, s, vh) = linalg.svd(sum, fullMatrices: false);
         return u.matmul(vh) * s.mean();
     }

@@ -13,23 +13,23 @@ public static class Combine
     /// </summary>
     public static Tensor Mix(Tensor weightedDeltas, Tensor weights, Tensor? mask, DivisorRule divisor, bool normalize)
     {
-        var mixed = (mask is null ? weightedDeltas : weightedDeltas * mask).sum(0);
+        var mixed = (mask is null ? weightedDeltas : weightedDeltas * mask).sum(dim: 0);
         if (!normalize || divisor == DivisorRule.None) return mixed;
         Tensor d;
         if (mask is null)
         {
             d = divisor == DivisorRule.Count
                 ? full_like(mixed, (double)weightedDeltas.shape[0])
-                : (weights * ones_like(weightedDeltas)).sum(0);
+                : (weights * ones_like(weightedDeltas)).sum(dim: 0);
             if (divisor == DivisorRule.Weights) d = where(d.abs() < 1e-8, ones_like(d), d);
         }
         else if (divisor == DivisorRule.Count)
         {
-            d = mask.sum(0).clamp_min(1.0);
+            d = mask.sum(dim: 0).clamp_min(1.0);
         }
         else
         {
-            d = (weights * mask).sum(0);
+            d = (weights * mask).sum(dim: 0);
             d = where(d == 0, ones_like(d), d);
         }
         return mixed / d;

@@ -13,7 +13,7 @@ public static class SignConsensus
     public static Tensor AgreementMask(Tensor stacked, ConsensusRule rule)
     {
         var sign = stacked.sign();
-        var score = rule == ConsensusRule.Count ? sign.sum(0) : stacked.sum(0);
+        var score = rule == ConsensusRule.Count ? sign.sum(dim: 0) : stacked.sum(dim: 0);
         var elected = where(score >= 0, ones_like(score), -ones_like(score));
         return (sign == elected.unsqueeze(0)).to(stacked.dtype);
     }
