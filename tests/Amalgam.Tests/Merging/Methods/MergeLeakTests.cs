@@ -1,0 +1,40 @@
+using Amalgam.Merging;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Amalgam.Tests.Merging.Methods;
+
+/// <summary>Each Merge leaves exactly one live tensor (its result) and nothing else.</summary>
+[Collection(nameof(Amalgam.Tests.Tensors.TensorCountCollection))]
+public class MergeLeakTests
+{
+    static long Live()
+    {
+        GC.Collect();
+        GC.WaitForPendingFinalizers();
+        return torch.Tensor.TotalCount;
+    }
+
+    [Fact]
+    public void Every_method_leaves_only_its_result()
+    {
+        using var scope = NewDisposeScope();
+        var b = randn(6, 8, generator: new Generator(1));
+        var models = Enumerable.Range(0, 3).Select(i => b + randn(6, 8, generator: new Generator((ulong)(2 + i)))).ToList();
+        var pm = Enumerable.Range(0, 3).Select(_ => new MergeParameters(new Dictionary<string, object> { ["weight"] = 0.8, ["density"] = 0.5 })).ToList();
+        var g = new Generator(9);
+        foreach (var method in MergeMethods.All.Values)
+        {
+            var global = new MergeParameters(method.Name == "slerp" ? new Dictionary<string, object> { ["t"] = 0.4 } : new());
+            var inputs = method.Name == "slerp"
+                ? new MergeTensorInputs("model.layers.0.mlp.up_proj.weight", b, [models[0]], [MergeParameters.Empty], global, g)
+                : new MergeTensorInputs("model.layers.0.mlp.up_proj.weight", method.BaseModel == BaseModelUse.Unused ? null : b,
+                    models, method.Name is "linear" or "model_stock" or "slerp" ? pm.Select(_ => MergeParameters.Empty).ToList() : pm, global, g);
+            long before = Live();
+            var r = method.Merge(inputs);
+            Assert.Equal(before + 1, Live());
+            r.Dispose();
+            Assert.Equal(before, Live());
+        }
+    }
+}

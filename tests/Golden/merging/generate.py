@@ -1,0 +1,377 @@
+#!/usr/bin/python3
+"""Golden cases for Amalgam's merge methods, from an independent float64 PyTorch implementation of the formulas
+in /work/shared/notes/merge-semantics.md (mergekit, PEFT and FusionBench conventions) and docs/merging.md.
+
+Run with Debian's Python (torch 1.13, numpy):  /usr/bin/python3 tests/Golden/merging/generate.py
+Writes tests/Golden/merging/cases.json. Randomised methods (DARE, DELLA) also write the keep-masks they drew, so the
+C# side can inject them and check the deterministic rest exactly; the random draw itself is tested statistically.
+
+Ranking rule used everywhere (and by Amalgam): larger |x| first; equal magnitudes: lower flat index first
+(for the whole-model scope: lower tensor name (ordinal), then lower flat index).
+"""
+import json
+import math
+import os
+
+import torch
+
+torch.manual_seed(20260501)
+F64 = torch.float64
+
+
+def rnd(*shape):
+    return torch.randn(*shape, dtype=F64)
+
+
+# ---------------------------------------------------------------- sparsifiers (pure-Python ranking, no torch.sort)
+def ranked(flat_abs):
+    """Indices from highest to lowest rank."""
+    return sorted(range(len(flat_abs)), key=lambda i: (-flat_abs[i], i))
+
+
+def magnitude_mask(delta, density):
+    if density >= 1:
+        return torch.ones_like(delta)
+    n = delta.numel()
+    k = int(density * n)
+    order = ranked(delta.abs().reshape(-1).tolist())
+    m = torch.zeros(n, dtype=F64)
+    for i in order[:k]:
+        m[i] = 1.0
+    return m.reshape(delta.shape)
+
+
+def breadcrumbs_mask(delta, density, gamma):
+    if density >= 1:
+        return torch.ones_like(delta)
+    n = delta.numel()
+    target = int(density * n)
+    top = int(gamma * n)
+    if n - target - top < 0:
+        top = n - target
+    order = ranked(delta.abs().reshape(-1).tolist())
+    m = torch.zeros(n, dtype=F64)
+    for i in order[top:top + target]:
+        m[i] = 1.0
+    return m.reshape(delta.shape)
+
+
+def della_probs(delta, density, eps):
+    rows = delta.reshape(1, -1) if delta.dim() < 2 else delta.reshape(delta.shape[0], -1)
+    n = rows.shape[1]
+    p = torch.empty_like(rows)
+    for r in range(rows.shape[0]):
+        order = ranked(rows[r].abs().tolist())  # highest first
+        for pos, i in enumerate(order):
+            rank_norm = (n - 1 - pos) / (n - 1)  # lowest magnitude -> 0
+            p[r, i] = density - eps + 2 * eps * rank_norm
+    return p.reshape(delta.shape)
+
+
+def rescale(delta, mask, rule, keep_prob):
+    masked = delta * mask
+    if rule == "l1":
+        before = delta.abs().sum().item()
+        after = masked.abs().sum().item()
+        if before < 1e-7 or after < 1e-7:
+            return masked
+        return masked * (before / after)
+    if rule == "inverse_density":
+        return torch.where(mask != 0, masked / keep_prob, torch.zeros_like(masked))
+    return masked
+
+
+# ---------------------------------------------------------------- the task-vector pipeline, written out per flavor
+RECIPES = {
+    # name: (sparsifier, consensus, mergekit normalize, mergekit rescale)
+    "task_arithmetic": (None, False, False, False),
+    "ties": ("magnitude", True, True, False),
+    "dare_linear": ("bernoulli", False, False, True),
+    "dare_ties": ("bernoulli", True, False, True),
+    "magnitude_prune": ("magnitude", False, False, False),
+    "breadcrumbs": ("breadcrumbs", False, False, False),
+    "breadcrumbs_ties": ("breadcrumbs", True, False, False),
+    "della": ("della", True, True, True),
+    "della_linear": ("della", False, False, True),
+}
+
+
+def flavor_defaults(method, flavor):
+    sp, cons, mk_norm, mk_rescale = RECIPES[method]
+    random = sp in ("bernoulli", "della")
+    if flavor == "peft":
+        return dict(consensus="sum", consensus_on="unweighted", divisor="count", normalize=cons,
+                    rescale="inverse_density" if random else "none", trim_scope="tensor", **{"lambda": 1.0})
+    if flavor == "fusion_bench":
+        return dict(consensus="sum", consensus_on="unweighted", divisor="none", normalize=False,
+                    rescale="inverse_density" if random else "none",
+                    trim_scope="model" if sp == "magnitude" else "tensor", **{"lambda": 0.3})
+    return dict(consensus="sum", consensus_on="weighted", divisor="weights", normalize=mk_norm,
+                rescale="l1" if (sp and mk_rescale) else "none", trim_scope="tensor", **{"lambda": 1.0})
+
+
+def pipeline(method, g, per_model, base, models, masks=None, model_masks=None):
+    """g: global params, per_model: list of dicts. masks: injected random masks; model_masks: whole-model top-k masks."""
+    sp, cons, _, _ = RECIPES[method]
+    o = flavor_defaults(method, g.get("flavor", "mergekit"))
+    o.update({k: v for k, v in g.items() if k != "flavor"})
+    drawn = []
+    sparse = []
+    for i, theta in enumerate(models):
+        d = theta - base
+        dens = per_model[i].get("density", 1.0)
+        if sp is None or dens >= 1:
+            sparse.append(d)
+            drawn.append(None)
+            continue
+        keep_p = torch.full_like(d, dens)
+        if sp == "magnitude":
+            m = model_masks[i] if model_masks is not None else magnitude_mask(d, dens)
+        elif sp == "breadcrumbs":
+            m = breadcrumbs_mask(d, dens, per_model[i].get("gamma", 0.01))
+        elif sp == "bernoulli":
+            m = masks[i] if masks is not None else torch.bernoulli(torch.full_like(d, dens))
+        else:
+            keep_p = della_probs(d, dens, per_model[i].get("epsilon", 0.15))
+            m = masks[i] if masks is not None else torch.bernoulli(keep_p)
+        drawn.append(m)
+        sparse.append(rescale(d, m, o["rescale"], keep_p))
+    w = [pm.get("weight", 1.0) for pm in per_model]
+    weighted = [w[i] * sparse[i] for i in range(len(models))]
+    out = torch.zeros_like(base)
+    div = torch.zeros_like(base)
+    if cons:
+        src = weighted if o["consensus_on"] == "weighted" else sparse
+        if o["consensus"] == "sum":
+            score = sum(src)
+        else:
+            score = sum(torch.sign(x) for x in src)
+        elected = torch.where(score >= 0, 1.0, -1.0).to(F64)
+        for i in range(len(models)):
+            agree = (torch.sign(src[i]) == elected).to(F64)
+            out += weighted[i] * agree
+            div += (w[i] * agree) if o["divisor"] == "weights" else agree
+        if o["divisor"] == "weights":
+            div[div == 0] = 1.0
+        elif o["divisor"] == "count":
+            div = torch.clamp(div, min=1.0)
+    else:
+        for i in range(len(models)):
+            out += weighted[i]
+        if o["divisor"] == "weights":
+            div = torch.full_like(base, float(sum(w)))
+            div[div.abs() < 1e-8] = 1.0
+        elif o["divisor"] == "count":
+            div = torch.full_like(base, float(len(models)))
+    if o["normalize"] and o["divisor"] != "none":
+        out = out / div
+    out = out * o["lambda"]
+    return base + out, drawn
+
+
+# ---------------------------------------------------------------- other methods
+def linear(models, per_model, normalize=True):
+    w = [pm.get("weight", 1.0) for pm in per_model]
+    s = sum(w[i] * models[i] for i in range(len(models)))
+    return s / sum(w) if normalize else s
+
+
+def slerp(t, v0, v1):
+    a = v0.reshape(-1).tolist()
+    b = v1.reshape(-1).tolist()
+    na = math.sqrt(sum(x * x for x in a))
+    nb = math.sqrt(sum(x * x for x in b))
+    ua = [x / na for x in a] if na > 1e-8 else a
+    ub = [x / nb for x in b] if nb > 1e-8 else b
+    dot = sum(x * y for x, y in zip(ua, ub))
+    if abs(dot) > 0.9995:
+        return (1 - t) * v0 + t * v1
+    th = math.acos(dot)
+    return math.sin((1 - t) * th) / math.sin(th) * v0 + math.sin(t * th) / math.sin(th) * v1
+
+
+def model_stock(base, models):
+    offs = [(m - base).reshape(-1) for m in models]
+    cs = []
+    for i in range(len(offs)):
+        for j in range(i + 1, len(offs)):
+            c = float(torch.dot(offs[i], offs[j]) / max(offs[i].norm().item() * offs[j].norm().item(), 1e-6))
+            cs.append(min(1.0, max(-1.0, c)))
+    cos = sum(cs) / len(cs)
+    n = len(models)
+    t = n * cos / (1 + (n - 1) * cos)
+    return t * (sum(models) / n) + (1 - t) * base
+
+
+def is_matrix(name, t):
+    return t.dim() == 2 and "embed_tokens" not in name and "lm_head" not in name
+
+
+def polar(x):
+    # nearest matrix with orthonormal columns (polar factor): x = P S Q^T -> P Q^T
+    u, s, vh = torch.linalg.svd(x, full_matrices=False)
+    return u @ vh
+
+
+def tsv(name, base, models, per_model, lam=1.0):
+    ds = [(m - base) * pm.get("weight", 1.0) for m, pm in zip(models, per_model)]
+    if not is_matrix(name, base):
+        return base + lam * (sum(ds) / len(ds))
+    m, n = base.shape
+    r = min(m, n)
+    T = len(ds)
+    k = int(r * (1.0 / T))
+    U = torch.zeros(m, r, dtype=F64)
+    S = torch.zeros(r, dtype=F64)
+    V = torch.zeros(r, n, dtype=F64)
+    for i, d in enumerate(ds):
+        u, s, vh = torch.linalg.svd(d, full_matrices=False)
+        U[:, i * k:(i + 1) * k] = u[:, :k]
+        S[i * k:(i + 1) * k] = s[:k]
+        V[i * k:(i + 1) * k, :] = vh[:k, :]
+    # only the columns/rows with non-zero sigma matter; orthogonalise those (the polar factor of the
+    # used block equals that block of the polar factor of the zero-padded matrix)
+    used = T * k
+    Uo = torch.zeros_like(U)
+    Vo = torch.zeros_like(V)
+    Uo[:, :used] = polar(U[:, :used])
+    Vo[:used, :] = polar(V[:used, :].T).T
+    return base + lam * (Uo @ torch.diag(S) @ Vo)
+
+
+def iso_c(name, base, models, per_model, lam=1.0):
+    ds = [(m - base) * pm.get("weight", 1.0) for m, pm in zip(models, per_model)]
+    if not is_matrix(name, base):
+        return base + lam * (sum(ds) / len(ds))
+    u, s, vh = torch.linalg.svd(sum(ds), full_matrices=False)
+    return base + lam * (s.mean() * (u @ vh))
+
+
+# ---------------------------------------------------------------- whole-model top-k (trim_scope: model)
+def whole_model_masks(tensors, models_idx, density):
+    """tensors: list of (name, base, models). Returns {name: mask} for model models_idx."""
+    entries = []  # (abs, name, flat index)
+    for name, base, models in tensors:
+        d = (models[models_idx] - base).abs().reshape(-1).tolist()
+        entries += [(v, name, j) for j, v in enumerate(d)]
+    n = len(entries)
+    k = int(density * n)
+    entries.sort(key=lambda e: (-e[0], e[1].encode("utf-16-be"), e[2]))
+    keep = {(e[1], e[2]) for e in entries[:k]}
+    out = {}
+    for name, base, models in tensors:
+        m = torch.zeros(base.numel(), dtype=F64)
+        for j in range(base.numel()):
+            if (name, j) in keep:
+                m[j] = 1.0
+        out[name] = m.reshape(base.shape)
+    return out
+
+
+# ---------------------------------------------------------------- cases
+def L(t):
+    return t.reshape(-1).tolist()
+
+
+def tensor_entry(name, base, models, expected, masks=None):
+    e = {"name": name, "shape": list(base.shape), "base": L(base), "models": [L(m) for m in models], "expected": L(expected)}
+    if masks is not None and any(m is not None for m in masks):
+        e["masks"] = [L(m) if m is not None else None for m in masks]
+    return e
+
+
+base = rnd(6, 8)
+models = [base + 0.5 * rnd(6, 8) for _ in range(3)]
+PM = [{"weight": 1.0, "density": 0.3}, {"weight": 0.7, "density": 0.5}, {"weight": 1.3, "density": 0.7}]
+cases = []
+
+
+def add(name, method, g, pm, tensors):
+    cases.append({"name": name, "method": method, "global": g, "per_model": pm, "tensors": tensors})
+
+
+def add_pipeline(name, method, g, pm=PM, b=base, ms=models, tname="layers.0.mlp.up_proj.weight"):
+    exp, drawn = pipeline(method, g, pm, b, ms)
+    random = RECIPES[method][0] in ("bernoulli", "della")
+    add(name, method, g, pm, [tensor_entry(tname, b, ms, exp, drawn if random else None)])
+
+
+for m in RECIPES:
+    pm = [dict(p) for p in PM]
+    if m.startswith("breadcrumbs"):
+        for p, gm in zip(pm, [0.05, 0.1, 0.0]):
+            p["gamma"] = gm
+    if m.startswith("della"):
+        for p, e in zip(pm, [0.1, 0.2, 0.25]):
+            p["epsilon"] = e
+    add_pipeline(f"{m}/mergekit", m, {}, pm)
+
+# variants of the mergekit conventions
+add_pipeline("ties/mergekit/count_lambda", "ties", {"consensus": "count", "lambda": 0.5})
+add_pipeline("ties/mergekit/negative_weight", "ties", {}, [{"weight": 1.0, "density": 0.5}, {"weight": -0.6, "density": 0.5}, {"weight": 0.8, "density": 0.5}])
+add_pipeline("task_arithmetic/mergekit/normalize", "task_arithmetic", {"normalize": True, "lambda": 0.8})
+add_pipeline("dare_ties/mergekit/normalize", "dare_ties", {"normalize": True})
+add_pipeline("della/mergekit/inverse_density", "della", {"rescale": "inverse_density"},
+             [{"weight": 1.0, "density": 0.4, "epsilon": 0.1}, {"weight": 0.5, "density": 0.5, "epsilon": 0.2}, {"weight": 1.0, "density": 0.6, "epsilon": 0.3}])
+add_pipeline("magnitude_prune/mergekit/l1", "magnitude_prune", {"rescale": "l1"})
+
+for m in ["ties", "dare_linear", "dare_ties", "magnitude_prune", "task_arithmetic"]:
+    add_pipeline(f"{m}/peft", m, {"flavor": "peft"})
+add_pipeline("ties/peft/frequency", "ties", {"flavor": "peft", "consensus": "count"})
+
+for m in ["task_arithmetic", "dare_linear", "dare_ties"]:
+    add_pipeline(f"{m}/fusion_bench", m, {"flavor": "fusion_bench"})
+add_pipeline("ties/fusion_bench/tensor_scope", "ties", {"flavor": "fusion_bench", "trim_scope": "tensor"})
+
+# trim_scope: model (FusionBench's whole-model top-k), several tensors of different sizes
+wm = [("model.layers.0.mlp.up_proj.weight", base, models),
+      ("model.layers.0.input_layernorm.weight", rnd(8), None),
+      ("lm_head.weight", rnd(4, 5), None)]
+wm = [(n, b, ms if ms is not None else [b + 0.5 * rnd(*b.shape) for _ in range(3)]) for n, b, ms in wm]
+PMW = [{"weight": 1.0, "density": 0.2}, {"weight": 1.0, "density": 0.35}, {"weight": 1.0, "density": 0.6}]
+for cname, method, g in [("ties/fusion_bench", "ties", {"flavor": "fusion_bench"}),
+                         ("ties/mergekit/model_scope", "ties", {"trim_scope": "model"}),
+                         ("magnitude_prune/fusion_bench", "magnitude_prune", {"flavor": "fusion_bench"})]:
+    masks = [whole_model_masks(wm, i, PMW[i]["density"]) for i in range(3)]
+    entries = []
+    for n, b, ms in wm:
+        exp, _ = pipeline(method, g, PMW, b, ms, model_masks=[masks[i][n] for i in range(3)])
+        e = tensor_entry(n, b, ms, exp)
+        e["kept"] = [int(masks[i][n].sum().item()) for i in range(3)]
+        entries.append(e)
+    add(cname, method, g, PMW, entries)
+
+# linear
+add("linear/mergekit", "linear", {}, [{"weight": 1.0}, {"weight": 0.7}, {"weight": 1.3}],
+    [tensor_entry("w", base, models, linear(models, [{"weight": 1.0}, {"weight": 0.7}, {"weight": 1.3}]))])
+add("linear/mergekit/no_normalize", "linear", {"normalize": False}, [{"weight": 0.5}, {"weight": 0.25}, {"weight": 0.25}],
+    [tensor_entry("w", base, models, linear(models, [{"weight": 0.5}, {"weight": 0.25}, {"weight": 0.25}], False))])
+
+# slerp
+add("slerp/mergekit", "slerp", {"t": 0.3}, [{}], [tensor_entry("w", base, [models[0]], slerp(0.3, base, models[0]))])
+near = base * 1.0001 + 1e-6 * rnd(6, 8)
+add("slerp/mergekit/lerp_fallback", "slerp", {"t": 0.6}, [{}], [tensor_entry("w", base, [near], slerp(0.6, base, near))])
+
+# model_stock
+add("model_stock/mergekit", "model_stock", {}, [{}, {}, {}], [tensor_entry("w", base, models, model_stock(base, models))])
+
+# SVD methods
+b58 = rnd(5, 8)
+ms58 = [b58 + 0.5 * rnd(5, 8) for _ in range(3)]
+b1 = rnd(8)
+ms1 = [b1 + 0.5 * rnd(8) for _ in range(3)]
+PS = [{"weight": 1.0}, {"weight": 0.8}, {"weight": 1.2}]
+for meth, fn in [("tsv", tsv), ("iso_c", iso_c)]:
+    add(f"{meth}/default", meth, {}, PS, [
+        tensor_entry("model.layers.0.self_attn.q_proj.weight", base, models, fn("model.layers.0.self_attn.q_proj.weight", base, models, PS)),
+        tensor_entry("model.layers.0.mlp.down_proj.weight", b58, ms58, fn("model.layers.0.mlp.down_proj.weight", b58, ms58, PS)),
+        tensor_entry("model.norm.weight", b1, ms1, fn("model.norm.weight", b1, ms1, PS)),
+        tensor_entry("model.embed_tokens.weight", b58, ms58, fn("model.embed_tokens.weight", b58, ms58, PS)),
+    ])
+    add(f"{meth}/lambda", meth, {"lambda": 0.7}, PS, [
+        tensor_entry("model.layers.0.self_attn.q_proj.weight", base, models, fn("model.layers.0.self_attn.q_proj.weight", base, models, PS, 0.7))])
+
+out = os.path.join(os.path.dirname(os.path.abspath(__file__)), "cases.json")
+with open(out, "w") as f:
+    json.dump({"generator": "tests/Golden/merging/generate.py", "torch": torch.__version__, "cases": cases}, f, separators=(",", ":"))
+print(f"wrote {len(cases)} cases to {out} ({os.path.getsize(out)} bytes)")
