@@ -6,4 +6,5 @@ root.Options.Add(CliErrors.Verbose);
 root.Subcommands.Add(LogitsCommand.Create());
 root.Subcommands.Add(GenerateCommand.Create());
 root.Subcommands.Add(InspectCommand.Create());
+root.Subcommands.Add(MergeCommand.Create());
 return root.Parse(args).Invoke();
