@@ -155,4 +155,21 @@ public class StreamingMergeTests
         Assert.Equal(60, config.RootElement.GetProperty("vocab_size").GetInt32());
         Assert.Contains("60 rows", File.ReadAllText(Path.Combine(outDir, "README.md")));
     }
+
+    [Fact]
+    public void Whole_model_passes_see_every_tensor_in_every_round_before_merging()
+    {
+        using var dir = new TestData.TempDir();
+        string a = Perturbed(dir, "a", 13);
+        Merge($"merge_method: global_scale\nbase_model: {TestData.Golden(Base)}\nmodels: [{a}]\n", dir["out"]);
+        var pass = TestMethods.GlobalScaleInstance.Last!;
+        using var store = TensorStore.Open(TestData.Golden(Base));
+        Assert.Equal(store.Names.Count, pass.Observed0);
+        Assert.Equal(store.Names.Count, pass.Observed1);
+        Assert.Equal(2, pass.Ended);
+        using var scope = NewDisposeScope();
+        const string name = "model.layers.0.mlp.up_proj.weight";
+        var t0 = store.Load(name);
+        Assert.True(Load(dir["out"], name).allclose(t0 + (Load(a, name) - t0) / pass.MaxAbs, rtol: 1e-6, atol: 1e-6));
+    }
 }

@@ -91,8 +91,44 @@ public static class TestMethods
         public Tensor Merge(MergeTensorInputs inputs) => inputs.Name == tensor ? full_like(inputs.Base!, double.NaN) : inputs.Base!.clone();
     }
 
+    /// <summary>
+    /// Uses a whole-model statistic: two rounds over every tensor (count, then the largest |δ|), then θ0 + δ/max|δ|.
+    /// </summary>
+    public sealed class GlobalScale : IMergeMethod
+    {
+        public string Name => "global_scale";
+        public string Description => "whole-model pass (test)";
+        public IReadOnlyList<ParameterSpec> Parameters { get; } = [];
+        public BaseModelUse BaseModel => BaseModelUse.Required;
+        public bool IsRandomized => false;
+        public Pass? Last { get; private set; }
+        public IWholeModelPass? CreatePass(MergeParameters global, int models) => Last = new Pass();
+        public Tensor Merge(MergeTensorInputs inputs)
+        {
+            var pass = (Pass)inputs.Pass!;
+            return inputs.Base! + (inputs.Models[0] - inputs.Base!) / pass.MaxAbs;
+        }
+
+        public sealed class Pass : IWholeModelPass
+        {
+            public int Rounds => 2;
+            public int Observed0, Observed1, Ended;
+            public double MaxAbs;
+            public void Observe(int round, MergeTensorInputs inputs)
+            {
+                if (round == 0) { Observed0++; return; }
+                Observed1++;
+                MaxAbs = Math.Max(MaxAbs, (inputs.Models[0] - inputs.Base!).abs().max().item<float>());
+            }
+            public void EndRound(int round) => Ended++;
+        }
+    }
+
+    public static readonly GlobalScale GlobalScaleInstance = new();
+
     public static IMergeMethod Get(string name) => name switch
     {
+        "global_scale" => GlobalScaleInstance,
         "linear" => new Linear(),
         "task_arithmetic" => new TaskArithmetic(),
         "random_mask" => new RandomMask(),
