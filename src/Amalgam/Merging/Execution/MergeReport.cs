@@ -1,0 +1,25 @@
+using Amalgam.Merging.Recipes;
+
+namespace Amalgam.Merging.Execution;
+
+/// <summary>Where a running merge is: tensors done of total, and the one being worked on.</summary>
+public sealed record MergeProgress(string Phase, int Done, int Total, string Tensor);
+
+/// <summary>Knobs of a run that are not part of the recipe.</summary>
+public sealed record MergeRunOptions
+{
+    public Action<MergeProgress>? Progress { get; init; }
+    /// <summary>Processing order of the checkpoint keys (default: ordinal); tests use it to show results do not depend on it.</summary>
+    public Func<IReadOnlyList<string>, IReadOnlyList<string>>? Order { get; init; }
+}
+
+/// <summary>What a merge did.</summary>
+public sealed record MergeSummary(
+    string OutputFolder,
+    MergeOutput Output,
+    int TensorsMerged,
+    int TensorsCopied,
+    long BytesRead,
+    long BytesWritten,
+    TimeSpan Elapsed,
+    IReadOnlyList<string> Notes);

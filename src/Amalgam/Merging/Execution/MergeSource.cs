@@ -1,0 +1,66 @@
+using Amalgam.Experts;
+using Amalgam.Models;
+using Amalgam.Tensors;
+using static TorchSharp.torch;
+
+namespace Amalgam.Merging.Execution;
+
+/// <summary>One input of a merge as the streaming executor sees it: tensors by checkpoint key, loaded on demand.</summary>
+public interface IMergeSource : IDisposable
+{
+    /// <summary>The folder it came from, for messages.</summary>
+    string Path { get; }
+    bool Contains(string name);
+    /// <summary>Stored dtype and shape.</summary>
+    (DType DType, long[] Shape) Describe(string name);
+    /// <summary>A new CPU tensor: the stored one for checkpoints; base + ΔW (in <c>compute</c>) for a LoRA expert's targeted layer.</summary>
+    Tensor Load(string name, ScalarType compute);
+    /// <summary>Whether this input can differ from the base at this key (false for layers a LoRA expert does not target).</summary>
+    bool Changes(string name);
+    long StoredBytes(string name);
+}
+
+/// <summary>A full checkpoint, memory-mapped.</summary>
+public sealed class CheckpointSource(string path) : IMergeSource
+{
+    private readonly TensorStore store = TensorStore.Open(path);
+    public string Path { get; } = path;
+    public IReadOnlyCollection<string> Names => store.Names;
+    public bool Contains(string name) => store.Contains(name);
+    public (DType DType, long[] Shape) Describe(string name) { var i = store.Info(name); return (i.DType, i.Shape); }
+    public Tensor Load(string name, ScalarType compute) => store.Load(name);
+    public bool Changes(string name) => true;
+    public long StoredBytes(string name) => store.Info(name).ByteLength;
+    public void Dispose() => store.Dispose();
+}
+
+/// <summary>
+/// A LoRA expert seen as a full model: θ = θ0 + s·B·A for the layers it targets (ΔW computed in the compute dtype
+/// from <see cref="LowRankDelta.Dense"/>, so the scale, rsLoRA included, is applied exactly once), θ0 elsewhere.
+/// </summary>
+public sealed class LoraExpertSource(string path, CheckpointSource baseModel, LoraAdapter adapter) : IMergeSource
+{
+    public string Path { get; } = path;
+    public LoraAdapter Adapter { get; } = adapter;
+    public bool Contains(string name) => baseModel.Contains(name);
+    public (DType DType, long[] Shape) Describe(string name) => baseModel.Describe(name);
+    public bool Changes(string name) => Module(name) is not null;
+    public long StoredBytes(string name) => baseModel.StoredBytes(name);
+
+    public Tensor Load(string name, ScalarType compute)
+    {
+        if (Module(name) is not { } delta) return baseModel.Load(name, compute);
+        using var scope = NewDisposeScope();
+        var w = baseModel.Load(name, compute).to(compute);
+        var dense = delta.Dense(compute);
+        if (!dense.shape.SequenceEqual(w.shape))
+            throw new InvalidDataException($"{Path}: the update of '{name}' has shape [{string.Join(", ", dense.shape)}] but the base weight is [{string.Join(", ", w.shape)}]");
+        return (w + dense).MoveToOuterDisposeScope();
+    }
+
+    LowRankDelta? Module(string name) =>
+        name.EndsWith(".weight", StringComparison.Ordinal) && Adapter.Deltas.TryGetValue(name[..^".weight".Length], out var d) ? d : null;
+
+    /// <summary>The base is shared and owned by the caller; only the adapter is disposed.</summary>
+    public void Dispose() => Adapter.Dispose();
+}
