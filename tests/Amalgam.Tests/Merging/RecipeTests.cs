@@ -67,7 +67,8 @@ public class RecipeTests
         Assert.Equal(0.3, res.ForModel(r.Models[0], "model.norm.weight").Number("weight", 0));   // no match: the global value
         Assert.Equal(0.7, res.ForModel(r.Models[1], "model.norm.weight").Number("weight", 0));   // per-model overrides global
         Assert.Equal(0.5, res.Global("model.layers.0.mlp.up_proj.weight").Number("lambda", 0));
-        Assert.Equal(1.0, res.Global("model.layers.0.self_attn.q_proj.weight").Number("lambda", 0)); // no match anywhere: the default
+        // No match anywhere: left unset, so the method applies its own (flavor-dependent) default.
+        Assert.False(res.Global("model.layers.0.self_attn.q_proj.weight").Has("lambda"));
     }
 
     [Fact]

@@ -58,8 +58,9 @@ public sealed partial class ParameterResolver
     {
         if (model is not null && model.Parameters.TryGetValue(spec.Name, out var own) && own.Evaluate(tensorName, t) is { } a) return a;
         if (recipe.Parameters.TryGetValue(spec.Name, out var top) && top.Evaluate(tensorName, t) is { } b) return b;
-        if (spec.Default is not null) return spec.Default;
-        if (!required) return null;
+        // Optional parameters stay unset: the method applies its defaults, which depend on the flavor
+        // (filling mergekit's schema default here would silently override `flavor: peft`).
+        if (spec.Default is not null || !required) return null;
         string where = model is null ? $"parameters.{spec.Name}" : $"models[{model.Index}].parameters.{spec.Name}";
         throw new InvalidDataException($"{recipe.Source}: {where}: no value for tensor '{tensorName}' (no filter matched and {recipe.Method.Name} has no default)");
     }
