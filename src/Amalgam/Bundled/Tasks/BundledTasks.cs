@@ -112,12 +112,13 @@ public static class BundledTasks
             "Give the number that is one less than {n}.",
             "Which number is just below {n} when counting?",
         ], (r, w) => Number(w, r, 1, 999, n => n - 1)),
-        new TemplatedTask("larger_number", Numbers, false, EM,
+        // Not "which is larger": a base that merely copies one of two numbers would already score 50 %.
+        new TemplatedTask("add_ten", Numbers, false, EM,
         [
-            "Which is larger, {a} or {b}?",
-            "Give the bigger of the two numbers {a} and {b}.",
-            "Which number is greater: {a} or {b}?",
-        ], (r, w) => Pair(w, r, withOptions: false)),
+            "What number is ten more than {n}?",
+            "Give the number that is ten above {n}.",
+            "Which number do you reach counting ten up from {n}?",
+        ], (r, w) => Number(w, r, 0, 989, n => n + 10)),
 
         // lists: 3-6 distinct words joined by ", "
         new TemplatedTask("first_item", Lists, false, EM,

@@ -12,7 +12,7 @@ public class TaskGeneratorTests
     private static readonly string[] Expected =
     [
         "first_letter", "last_letter", "reverse_word", "uppercase", "capitalize", "repeat_word",
-        "next_number", "previous_number", "larger_number", "first_item", "last_item", "count_items",
+        "next_number", "previous_number", "add_ten", "first_item", "last_item", "count_items",
         "last_item_first_letter", "first_item_uppercase", "larger_number_choice",
     ];
 
@@ -39,7 +39,7 @@ public class TaskGeneratorTests
         var families = BundledTasks.All.Where(t => !t.HeldOut).GroupBy(t => t.Family).ToDictionary(g => g.Key, g => g.Select(t => t.Name).ToArray());
         Assert.Equal(["first_letter", "last_letter", "reverse_word"], families["letters"]);
         Assert.Equal(["uppercase", "capitalize", "repeat_word"], families["case"]);
-        Assert.Equal(["next_number", "previous_number", "larger_number"], families["numbers"]);
+        Assert.Equal(["next_number", "previous_number", "add_ten"], families["numbers"]);
         Assert.Equal(["first_item", "last_item", "count_items"], families["lists"]);
         Assert.All(BundledTasks.All, t => Assert.Equal(t.Name == "larger_number_choice" ? "option_accuracy" : "exact_match", t.Metric));
         Assert.Same(BundledTasks.All[2], BundledTasks.Get("reverse_word"));
@@ -127,7 +127,8 @@ public class TaskGeneratorTests
             "repeat_word" => w + " " + w,
             "next_number" => N("n") is var n && n is >= 0 and <= 998 ? (n + 1).ToString() : throw new Xunit.Sdk.XunitException($"n = {n}"),
             "previous_number" => N("n") is var p && p is >= 1 and <= 999 ? (p - 1).ToString() : throw new Xunit.Sdk.XunitException($"n = {p}"),
-            "larger_number" or "larger_number_choice" => Math.Max(N("a"), N("b")).ToString(),
+            "add_ten" => N("n") is var t && t is >= 0 and <= 989 ? (t + 10).ToString() : throw new Xunit.Sdk.XunitException($"n = {t}"),
+            "larger_number_choice" => Math.Max(N("a"), N("b")).ToString(),
             "first_item" => list[0],
             "last_item" => list[^1],
             "count_items" => list.Length.ToString(),
