@@ -17,7 +17,7 @@ public static class TrainCommand
         public readonly Option<int> Steps = new("--steps") { Description = "Optimisation steps.", DefaultValueFactory = _ => 400 };
         public readonly Option<int> BatchSize = new("--batch-size") { Description = "Sequences per step.", DefaultValueFactory = _ => 32 };
         public readonly Option<double> LearningRate = new("--lr") { Description = "Peak AdamW learning rate (linear warm-up, cosine decay to 10 %).", DefaultValueFactory = _ => 3e-3 };
-        public readonly Option<int> Warmup = new("--warmup") { Description = "Warm-up steps.", DefaultValueFactory = _ => 20 };
+        public readonly Option<int?> Warmup = new("--warmup") { Description = "Warm-up steps (default: min(20, steps / 10))." };
         public readonly Option<double> WeightDecay = new("--weight-decay") { Description = "AdamW weight decay.", DefaultValueFactory = _ => 0.0 };
         public readonly Option<double> Clip = new("--clip") { Description = "Global gradient-norm clipping.", DefaultValueFactory = _ => 1.0 };
         public readonly Option<int> Seed = new("--seed") { Description = "Seed for initialisation and batch order.", DefaultValueFactory = _ => 0 };
@@ -26,7 +26,7 @@ public static class TrainCommand
 
         public TrainingOptions Read(ParseResult p) => new()
         {
-            Steps = p.GetValue(Steps), BatchSize = p.GetValue(BatchSize), LearningRate = p.GetValue(LearningRate), WarmupSteps = p.GetValue(Warmup),
+            Steps = p.GetValue(Steps), BatchSize = p.GetValue(BatchSize), LearningRate = p.GetValue(LearningRate), WarmupSteps = p.GetValue(Warmup) ?? Math.Min(20, p.GetValue(Steps) / 10),
             WeightDecay = p.GetValue(WeightDecay), ClipNorm = p.GetValue(Clip), Seed = p.GetValue(Seed),
         };
     }
