@@ -18,16 +18,16 @@ string dir = "/tmp/pilot";
 if (Directory.Exists(dir)) Directory.Delete(dir, true);
 var suite = SuiteDataBuilder.Build(dir, o.Seed, words, o.TrainExamples, o.ValidationExamples, o.TestExamples);
 var corpus = PretrainingCorpus.Generate(words.Words, o.CorpusSize, o.Seed, suite.PromptFormat);
-var texts = corpus.Concat(suite.Tasks.SelectMany(t => Suite.Splits.SelectMany(s => suite.LoadSplit(t, s)).SelectMany(e => new[] { suite.Prompt(e), e.Target }.Concat(e.Options ?? []))));
+var texts = corpus.SelectMany(c => new[] { c.Prompt, c.Answer }).Concat(suite.Tasks.SelectMany(t => Suite.Splits.SelectMany(s => suite.LoadSplit(t, s)).SelectMany(e => new[] { suite.Prompt(e), e.Target }.Concat(e.Options ?? []))));
 var tok = AmalgamTokenizer.CreateCharLevel(texts);
-Console.WriteLine($"vocab {tok.VocabSize}; corpus example: {corpus[0].Replace("\n", "\\n")}");
+Console.WriteLine($"vocab {tok.VocabSize}");
 var config = JsonSerializer.Deserialize<DecoderConfig>($$"""
 {"architectures": ["LlamaForCausalLM"], "model_type": "llama", "vocab_size": {{tok.VocabSize}}, "hidden_size": {{o.HiddenSize}}, "intermediate_size": {{o.IntermediateSize}},
  "num_hidden_layers": {{o.Layers}}, "num_attention_heads": {{o.Heads}}, "num_key_value_heads": {{o.KeyValueHeads}}, "rms_norm_eps": 1e-5, "rope_theta": 10000.0, "tie_word_embeddings": true,
  "bos_token_id": {{tok.BosId}}, "eos_token_id": {{tok.EosId}}, "pad_token_id": {{tok.PadId}}}
 """)!;
 var sw = Stopwatch.StartNew();
-var seqs = corpus.Select(t => new TokenSequence([.. tok.Encode(t, true).Select(i => (long)i), tok.EosId!.Value], 1)).ToList();
+var seqs = corpus.Select(c => SuiteBuilder.QuestionSequence(tok, c.Prompt, c.Answer)).ToList();
 var run = BaseTrainer.Train(config, seqs, o.Base with { Steps = baseSteps }, tok.PadId ?? 0,
     new Progress<TrainingStep>(s => { if (s.Step % 250 == 0) Console.WriteLine($"base {s.Step} loss {s.Loss:F3} {sw.Elapsed.TotalSeconds:F0}s"); }));
 var model = run.Model;

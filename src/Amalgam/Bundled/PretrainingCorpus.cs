@@ -3,7 +3,7 @@ namespace Amalgam.Bundled;
 /// <summary>
 /// Text the bundled base model is trained on from scratch. It teaches the suite's alphabet, its question/answer
 /// format and the raw skills the tasks build on (reading a quoted word, a number or a list; copying; picking a
-/// position; counting; changing case; adding), through questions that are NOT the suite's tasks: "second" where
+/// position; counting; changing case; adding; reversing digits), through questions that are NOT the suite's tasks: "second" where
 /// the tasks ask for first or last, lower case where they ask for capitals, +10 nowhere... so the base answers the
 /// held-in tasks wrongly (measured in suite/README.md) and each expert only has to redirect a skill it already has.
 /// </summary>
@@ -35,17 +35,22 @@ public static class PretrainingCorpus
         (r, w) => { var x = W(r, w); return Pick(r, ["Write the word \"{0}\" in small letters.", "Give \"{0}\" in lower case.", "Write \"{0}\" without capitals."], x, x.ToUpperInvariant()); },
         (r, w) => { int a = r.Next(0, 500), b = r.Next(0, 500); return Pick(r, ["What is {0} plus {1}?", "Add {0} and {1}.", "Give the sum of {0} and {1}."], (a + b).ToString(), a, b); },
         (r, w) => { int n = r.Next(0, 1000); var s = n.ToString(); return Pick(r, ["Which digit does {0} start with?", "Give the first digit of {0}.", "Name the leading digit of {0}."], s[..1], n); },
+        (r, w) => { int n = r.Next(10, 100000); var s = n.ToString(); return Pick(r, ["Write the digits of {0} in reverse order.", "Give {0} read from right to left.", "Reverse the digits of {0}."], string.Concat(s.Reverse()), n); },
     ];
 
-    /// <summary><paramref name="count"/> full texts (prompt + answer), deterministic for a seed.</summary>
-    public static IReadOnlyList<string> Generate(IReadOnlyList<string> words, int count, int seed, string promptFormat)
+    /// <summary>
+    /// <paramref name="count"/> (prompt, answer) pairs, the prompt already in <paramref name="promptFormat"/>;
+    /// deterministic for a seed. The base is trained with the loss on the answers, which is where the skills are
+    /// (the quoted words themselves are random and would dominate a loss on every token).
+    /// </summary>
+    public static IReadOnlyList<(string Prompt, string Answer)> Generate(IReadOnlyList<string> words, int count, int seed, string promptFormat)
     {
         var rng = new Random(seed);
-        var texts = new List<string>(count);
+        var texts = new List<(string, string)>(count);
         for (int i = 0; i < count; i++)
         {
             var (question, answer) = Items[rng.Next(Items.Length)](rng, words);
-            texts.Add(promptFormat.Replace("{input}", question) + answer);
+            texts.Add((promptFormat.Replace("{input}", question), answer));
         }
         return texts;
     }

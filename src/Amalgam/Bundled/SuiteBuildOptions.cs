@@ -18,8 +18,8 @@ public sealed record SuiteBuildOptions
     public int KeyValueHeads { get; init; } = 2;
     public int IntermediateSize { get; init; } = 344;
     public int CorpusSize { get; init; } = 40000;
-    public TrainingOptions Base { get; init; } = new() { Steps = 2500, BatchSize = 32, LearningRate = 3e-3, WarmupSteps = 100, WeightDecay = 0.01 };
-    public TrainingOptions Expert { get; init; } = new() { Steps = 400, BatchSize = 32, LearningRate = 3e-3, WarmupSteps = 20 };
+    public TrainingOptions Base { get; init; } = new() { Steps = 3000, BatchSize = 32, LearningRate = 2e-3, WarmupSteps = 100, WeightDecay = 0.01 };
+    public TrainingOptions Expert { get; init; } = new() { Steps = 600, BatchSize = 32, LearningRate = 5e-3, WarmupSteps = 30 };
     public int LoraRank { get; init; } = 8;
     public double LoraAlpha { get; init; } = 16;
     public string? WordListPath { get; init; }

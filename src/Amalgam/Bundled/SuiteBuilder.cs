@@ -35,14 +35,14 @@ public static class SuiteBuilder
             var suite = SuiteDataBuilder.Build(dir, options.Seed, words, options.TrainExamples, options.ValidationExamples, options.TestExamples);
             var corpus = PretrainingCorpus.Generate(words.Words, options.CorpusSize, options.Seed, suite.PromptFormat);
 
-            var texts = corpus.Concat(suite.Tasks.SelectMany(t => Suite.Splits.SelectMany(s => suite.LoadSplit(t, s))
+            var texts = corpus.SelectMany(c => new[] { c.Prompt, c.Answer }).Concat(suite.Tasks.SelectMany(t => Suite.Splits.SelectMany(s => suite.LoadSplit(t, s))
                 .SelectMany(e => new[] { suite.Prompt(e), e.Target }.Concat(e.Options ?? []))));
             var tokenizer = AmalgamTokenizer.CreateCharLevel(texts);
             var times = new Dictionary<string, double>();
 
             progress.Stage($"training the base model on {corpus.Count} texts");
             var config = BaseConfig(options, tokenizer);
-            var sequences = corpus.Select(t => new TokenSequence(Tokens(tokenizer, t, eos: true), 1)).ToList();
+            var sequences = corpus.Select(c => QuestionSequence(tokenizer, c.Prompt, c.Answer)).ToList();
             var baseRun = BaseTrainer.Train(config, sequences, options.Base, tokenizer.PadId ?? 0, progress.Training("base", options.Base.Steps));
             using var model = baseRun.Model;
             times["base"] = clock.Elapsed.TotalSeconds;
@@ -95,11 +95,15 @@ public static class SuiteBuilder
         return eos ? [.. ids, tokenizer.EosId!.Value] : ids.ToArray();
     }
 
-    /// <summary>bos + prompt + target + eos, with the loss on the target and eos only.</summary>
-    public static TokenSequence ExampleSequence(ITextTokenizer tokenizer, SuiteDefinition suite, Example e)
+    /// <summary>bos + prompt + target + eos of a suite example, with the loss on the target and eos only.</summary>
+    public static TokenSequence ExampleSequence(ITextTokenizer tokenizer, SuiteDefinition suite, Example e) =>
+        QuestionSequence(tokenizer, suite.Prompt(e), e.Target);
+
+    /// <summary>bos + prompt + answer + eos, with the loss on the answer and eos only.</summary>
+    public static TokenSequence QuestionSequence(ITextTokenizer tokenizer, string prompt, string answer)
     {
-        var prompt = Tokens(tokenizer, suite.Prompt(e), eos: false);
-        var target = tokenizer.Encode(e.Target, addBos: false).Select(i => (long)i);
-        return new TokenSequence([.. prompt, .. target, tokenizer.EosId!.Value], prompt.Length);
+        var p = Tokens(tokenizer, prompt, eos: false);
+        var a = tokenizer.Encode(answer, addBos: false).Select(i => (long)i);
+        return new TokenSequence([.. p, .. a, tokenizer.EosId!.Value], p.Length);
     }
 }
