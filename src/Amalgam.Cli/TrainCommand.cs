@@ -95,14 +95,8 @@ public static class TrainCommand
             var texts = File.ReadAllLines(file).Where(l => l.Length > 0).Select(l => l.Replace("\\n", "\n")).ToList();
             if (texts.Count == 0) throw new InvalidDataException($"{file}: no non-empty lines");
             var tokenizer = AmalgamTokenizer.CreateCharLevel(texts);
-            var config = JsonSerializer.Deserialize<DecoderConfig>($$"""
-                {"architectures": ["LlamaForCausalLM"], "model_type": "llama", "vocab_size": {{tokenizer.VocabSize}},
-                 "hidden_size": {{parse.GetValue(hidden)}}, "intermediate_size": {{parse.GetValue(intermediate)}}, "num_hidden_layers": {{parse.GetValue(layers)}},
-                 "num_attention_heads": {{parse.GetValue(heads)}}, "num_key_value_heads": {{parse.GetValue(kvHeads)}}, "hidden_act": "silu",
-                 "max_position_embeddings": 256, "rms_norm_eps": 1e-5, "rope_theta": 10000.0, "tie_word_embeddings": true,
-                 "bos_token_id": {{tokenizer.BosId}}, "eos_token_id": {{tokenizer.EosId}}, "pad_token_id": {{tokenizer.PadId}}}
-                """)!;
-            config.Validate();
+            var config = TinyLlamaConfig.Create(tokenizer, parse.GetValue(hidden), parse.GetValue(layers), parse.GetValue(heads),
+                parse.GetValue(kvHeads), parse.GetValue(intermediate));
             var data = texts.Select(t => new TokenSequence([.. tokenizer.Encode(t, addBos: true).Select(i => (long)i), tokenizer.EosId!.Value], 1)).ToList();
             var options = opt.Read(parse);
             var run = ProgressDisplay.Run(p => BaseTrainer.Train(config, data, options, tokenizer.PadId ?? 0, p.Training("base", options.Steps)));

@@ -81,13 +81,8 @@ public static class SuiteBuilder
         });
     }
 
-    static DecoderConfig BaseConfig(SuiteBuildOptions o, ITextTokenizer tokenizer) => JsonSerializer.Deserialize<DecoderConfig>($$"""
-        {"architectures": ["LlamaForCausalLM"], "model_type": "llama", "vocab_size": {{tokenizer.VocabSize}},
-         "hidden_size": {{o.HiddenSize}}, "intermediate_size": {{o.IntermediateSize}}, "num_hidden_layers": {{o.Layers}},
-         "num_attention_heads": {{o.Heads}}, "num_key_value_heads": {{o.KeyValueHeads}}, "hidden_act": "silu",
-         "max_position_embeddings": 256, "rms_norm_eps": 1e-5, "rope_theta": 10000.0, "tie_word_embeddings": true,
-         "bos_token_id": {{tokenizer.BosId}}, "eos_token_id": {{tokenizer.EosId}}, "pad_token_id": {{tokenizer.PadId}}}
-        """)!;
+    static DecoderConfig BaseConfig(SuiteBuildOptions o, ITextTokenizer tokenizer) =>
+        TinyLlamaConfig.Create(tokenizer, o.HiddenSize, o.Layers, o.Heads, o.KeyValueHeads, o.IntermediateSize);
 
     static long[] Tokens(ITextTokenizer tokenizer, string text, bool eos)
     {

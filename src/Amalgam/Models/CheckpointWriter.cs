@@ -9,6 +9,8 @@ public static class CheckpointWriter
 {
     static readonly JsonSerializerOptions Json = new() { WriteIndented = true, DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull };
 
+    /// <param name="model">the model; its config is written with torch_dtype set from its dtype</param>
+    /// <param name="dir">the checkpoint folder (replaced only when complete)</param>
     /// <param name="extraFiles">writes further files (a tokenizer, a README) into the staging folder</param>
     public static void Save(CausalLM model, string dir, Action<string>? extraFiles = null)
     {
