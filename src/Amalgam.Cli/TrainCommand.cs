@@ -14,9 +14,9 @@ public static class TrainCommand
 {
     sealed class Optimisation
     {
-        public readonly Option<int> Steps = new("--steps") { Description = "Optimisation steps.", DefaultValueFactory = _ => 400 };
+        public readonly Option<int> Steps = new("--steps") { Description = "Optimisation steps.", DefaultValueFactory = _ => 600 };
         public readonly Option<int> BatchSize = new("--batch-size") { Description = "Sequences per step.", DefaultValueFactory = _ => 32 };
-        public readonly Option<double> LearningRate = new("--lr") { Description = "Peak AdamW learning rate (linear warm-up, cosine decay to 10 %).", DefaultValueFactory = _ => 3e-3 };
+        public readonly Option<double> LearningRate = new("--lr") { Description = "Peak AdamW learning rate (linear warm-up, cosine decay to 10 %).", DefaultValueFactory = _ => 5e-3 };
         public readonly Option<int?> Warmup = new("--warmup") { Description = "Warm-up steps (default: min(20, steps / 10))." };
         public readonly Option<double> WeightDecay = new("--weight-decay") { Description = "AdamW weight decay.", DefaultValueFactory = _ => 0.0 };
         public readonly Option<double> Clip = new("--clip") { Description = "Global gradient-norm clipping.", DefaultValueFactory = _ => 1.0 };
