@@ -48,25 +48,30 @@ public sealed class TaskVectorMethod : IMergeMethod
         if (n == 0) return baseT.clone().MoveToOuterDisposeScope();
         if (masks is not null && masks.Count != n) throw new ArgumentException($"expected {n} masks, got {masks.Count}");
 
-        var deltas = new List<Tensor>(n);
+        // One preallocated [n, ...] stack; each model's delta is sparsified, copied in and freed at once, and the
+        // stack is then weighted in place: peak ≈ inputs + n + a few tensors, not several model-sized stacks.
+        var stacked = empty([n, .. baseT.shape], dtype: baseT.dtype, device: baseT.device);
         var weights = new double[n];
         for (int i = 0; i < n; i++)
         {
-            var delta = inputs.Models[i].to(baseT.dtype) - baseT;
+            using var delta = inputs.Models[i].to(baseT.dtype) - baseT;
             weights[i] = ParameterValues.PerModel(inputs, i, "weight", 1.0);
-            deltas.Add(Sparsify(inputs, i, delta, o, masks?[i]));
+            var sparse = Sparsify(inputs, i, delta, o, masks?[i]);
+            stacked[i].copy_(sparse);
+            if (!ReferenceEquals(sparse, delta)) sparse.Dispose();
         }
 
-        var stacked = stack(deltas, 0);
         var shape = new long[stacked.dim()];
         Array.Fill(shape, 1L);
         shape[0] = n;
         var w = tensor(weights, dtype: baseT.dtype, device: baseT.device).reshape(shape);
-        var weighted = stacked * w;
 
         Tensor? agree = null;
-        if (recipe.Consensus)
-            agree = SignConsensus.AgreementMask(o.ConsensusOn == ConsensusInput.Weighted ? weighted : stacked, o.Consensus);
+        if (recipe.Consensus && o.ConsensusOn != ConsensusInput.Weighted)
+            agree = SignConsensus.AgreementMask(stacked, o.Consensus);
+        var weighted = stacked.mul_(w);
+        if (recipe.Consensus && o.ConsensusOn == ConsensusInput.Weighted)
+            agree = SignConsensus.AgreementMask(weighted, o.Consensus);
 
         var mixed = Combine.Mix(weighted, w, agree, o.Divisor, o.Normalize);
         if (o.Lambda != 1.0) mixed = mixed * o.Lambda;
