@@ -1,0 +1,91 @@
+using Amalgam.Models;
+using static TorchSharp.torch;
+
+namespace Amalgam.Mixing;
+
+/// <summary>
+/// The LoRA factors of K experts for one linear layer, concatenated along the rank: A [R, in], B [out, R] with
+/// R = Σ rₖ, and for every rank row the expert it belongs to. It computes the per-row mixture
+/// <c>Σₖ wₖ·sₖ·Bₖ·(Aₖ·x)</c> in factored form, never materialising a dense ΔW:
+/// <list type="bullet">
+/// <item><see cref="Dense"/>: one [.., R] product for all experts (cost ≈ K LoRAs, any weights);</item>
+/// <item><see cref="Sparse"/>: per expert, only the rows that give it a non-zero weight (a top-1 row costs ≈ one LoRA).</item>
+/// </list>
+/// Weights are per example <c>[batch, K]</c> or per token <c>[batch, positions, K]</c>; x is <c>[batch, positions, in]</c>.
+/// </summary>
+public sealed class StackedFactors : IDisposable
+{
+    private readonly Tensor a, b, expertOfRow, scaleOfRow;
+    private readonly (int Expert, long Offset, long Rank, double Scale)[] blocks;
+
+    /// <param name="experts">one entry per expert; null where the expert does not adapt this layer</param>
+    public StackedFactors(IReadOnlyList<LowRankDelta?> experts, long inFeatures, long outFeatures)
+    {
+        Experts = experts.Count;
+        var present = experts.Select((d, k) => (d, k)).Where(p => p.d is not null).ToList();
+        long offset = 0;
+        blocks = present.Select(p =>
+        {
+            var block = (p.k, offset, p.d!.Rank, p.d.Scale);
+            offset += p.d.Rank;
+            return block;
+        }).ToArray();
+        using var scope = NewDisposeScope();
+        a = present.Count == 0 ? zeros(new long[] { 0, inFeatures }) : cat(present.Select(p => p.d!.A.to(ScalarType.Float32)).ToArray(), 0);
+        b = present.Count == 0 ? zeros(new long[] { outFeatures, 0 }) : cat(present.Select(p => p.d!.B.to(ScalarType.Float32)).ToArray(), 1);
+        expertOfRow = tensor(blocks.SelectMany(x => Enumerable.Repeat((long)x.Expert, (int)x.Rank)).ToArray(), ScalarType.Int64);
+        scaleOfRow = tensor(blocks.SelectMany(x => Enumerable.Repeat((float)x.Scale, (int)x.Rank)).ToArray());
+        foreach (var t in new[] { a, b, expertOfRow, scaleOfRow }) t.MoveToOuterDisposeScope();
+    }
+
+    public int Experts { get; }
+    public long TotalRank => a.shape[0];
+
+    static Tensor PerToken(Tensor weights, Tensor x) => weights.dim() == 2 ? weights.unsqueeze(1) : weights;
+
+    void Check(Tensor x, Tensor weights)
+    {
+        if (x.dim() != 3) throw new ArgumentException($"x must be [batch, positions, in], got [{string.Join(", ", x.shape)}]");
+        if (weights.shape[^1] != Experts || weights.shape[0] != x.shape[0] || (weights.dim() == 3 && weights.shape[1] != x.shape[1]) || weights.dim() is not (2 or 3))
+            throw new ArgumentException($"weights must be [batch, {Experts}] or [batch, positions, {Experts}], got [{string.Join(", ", weights.shape)}]");
+    }
+
+    /// <summary>All experts at once: h = x·Aᵀ, each rank row scaled by its expert's weight × scale, then h·Bᵀ.</summary>
+    public Tensor Dense(Tensor x, Tensor weights)
+    {
+        Check(x, weights);
+        using var scope = NewDisposeScope();
+        var h = nn.functional.linear(x.to(ScalarType.Float32), a);                                 // [b, t, R]
+        var coefficient = PerToken(weights, x).to(ScalarType.Float32).index_select(-1, expertOfRow) * scaleOfRow;
+        return nn.functional.linear(h * coefficient, b).to(x.dtype).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>Per expert, only the (example or token) rows with a non-zero weight for it.</summary>
+    public Tensor Sparse(Tensor x, Tensor weights)
+    {
+        Check(x, weights);
+        using var scope = NewDisposeScope();
+        long batch = x.shape[0], positions = x.shape[1];
+        var flatX = x.to(ScalarType.Float32).reshape(batch * positions, -1);
+        var flatW = PerToken(weights, x).to(ScalarType.Float32).expand(batch, positions, Experts).reshape(batch * positions, Experts);
+        var y = zeros(new long[] { batch * positions, b.shape[0] });
+        foreach (var (expert, offset, rank, scale) in blocks)
+        {
+            var column = flatW.select(1, expert);
+            var rows = column.nonzero().squeeze(1);
+            if (rows.shape[0] == 0) continue;
+            var h = nn.functional.linear(flatX.index_select(0, rows), a.narrow(0, offset, rank));
+            var part = nn.functional.linear(h, b.narrow(1, offset, rank)) * (column.index_select(0, rows) * scale).unsqueeze(1);
+            y.index_add_(0, rows, part, 1);
+        }
+        return y.reshape(batch, positions, -1).to(x.dtype).MoveToOuterDisposeScope();
+    }
+
+    public void Dispose()
+    {
+        a.Dispose();
+        b.Dispose();
+        expertOfRow.Dispose();
+        scaleOfRow.Dispose();
+    }
+}
