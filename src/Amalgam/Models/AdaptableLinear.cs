@@ -1,5 +1,6 @@
 using TorchSharp;
 using TorchSharp.Modules;
+using Amalgam.Mixing;
 using static TorchSharp.torch;
 
 namespace Amalgam.Models;
@@ -39,6 +40,12 @@ public sealed class AdaptableLinear : nn.Module<Tensor, Tensor>
         deltas.Add(delta);
     }
 
+    /// <summary>The stacked factors of an installed <see cref="ExpertLibrary"/>, mixed per row when a policy is active.</summary>
+    public StackedFactors? Mixture { get; internal set; }
+
+    /// <summary>The mixing policy of the forward in progress (set by <see cref="CausalLM"/> for its duration).</summary>
+    internal IMixingPolicy? Policy { get; set; }
+
     public bool Detach(LowRankDelta delta) => deltas.Remove(delta);
     public void DetachAll() => deltas.Clear();
 
@@ -56,6 +63,13 @@ public sealed class AdaptableLinear : nn.Module<Tensor, Tensor>
         using var scope = NewDisposeScope();
         var y = nn.functional.linear(x, weight, bias);
         foreach (var delta in deltas) y = y + delta.Apply(x, y.dtype);
+        if (Mixture is { } mixture && Policy is { } policy)
+        {
+            var weights = policy.Weights(ModulePath, x);
+            // Mostly-zero weights (top-k routing) touch only the experts each row uses; dense ones use one product.
+            bool sparse = weights.count_nonzero().item<long>() * 2 < weights.numel();
+            y = y + (sparse ? mixture.Sparse(x, weights) : mixture.Dense(x, weights)).to(y.dtype);
+        }
         return y.MoveToOuterDisposeScope();
     }
 }

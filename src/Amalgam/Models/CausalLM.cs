@@ -54,7 +54,18 @@ public sealed class CausalLM : nn.Module<DecoderInput, DecoderOutput>
         var additive = zeros(allowed.shape, Precision.Reduction).masked_fill(allowed.logical_not(), float.MinValue).unsqueeze(1);
         var (cos, sin) = rope.Angles(positions, Dtype);
 
-        var hidden = model.Forward(ids, new AttentionContext(cos, sin, additive, input.Cache));
+        Tensor hidden;
+        var mixed = input.Mixing is null ? [] : Linears.Values.Where(l => l.Mixture is not null).ToList();
+        if (input.Mixing is not null && mixed.Count == 0) throw new InvalidOperationException("DecoderInput.Mixing is set but no expert library is installed");
+        foreach (var l in mixed) l.Policy = input.Mixing;
+        try
+        {
+            hidden = model.Forward(ids, new AttentionContext(cos, sin, additive, input.Cache));
+        }
+        finally
+        {
+            foreach (var l in mixed) l.Policy = null;
+        }
         if (input.LastPositionOnly) hidden = hidden.narrow(1, t - 1, 1);
         var logits = lm_head is null ? nn.functional.linear(hidden, model.Embeddings.Weight) : lm_head.forward(hidden);
         return new DecoderOutput(logits.to(Precision.Reduction).MoveToOuterDisposeScope());

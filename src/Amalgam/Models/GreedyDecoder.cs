@@ -9,7 +9,7 @@ namespace Amalgam.Models;
 public static class GreedyDecoder
 {
     public static IReadOnlyList<IReadOnlyList<long>> Generate(CausalLM model, IReadOnlyList<IReadOnlyList<long>> prompts,
-        int maxNewTokens, IReadOnlyCollection<long>? stopTokens = null, long padId = 0)
+        int maxNewTokens, IReadOnlyCollection<long>? stopTokens = null, long padId = 0, Mixing.IMixingPolicy? mixing = null)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(maxNewTokens);
         if (prompts.Count == 0) return [];
@@ -39,7 +39,7 @@ public static class GreedyDecoder
             long[] next;
             using (var scope = NewDisposeScope())
             {
-                var input = new DecoderInput(tensor(stepIds, [rows, stepWidth]), tensor(stepMask, [rows, stepWidth]), cache, LastPositionOnly: true);
+                var input = new DecoderInput(tensor(stepIds, [rows, stepWidth]), tensor(stepMask, [rows, stepWidth]), cache, LastPositionOnly: true, Mixing: mixing);
                 next = model.forward(input).Logits.select(1, 0).argmax(-1).data<long>().ToArray();
             }
             for (int r = 0; r < rows; r++)
