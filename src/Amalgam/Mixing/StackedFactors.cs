@@ -15,10 +15,12 @@ namespace Amalgam.Mixing;
 /// </summary>
 public sealed class StackedFactors : IDisposable
 {
-    private readonly Tensor a, b, expertOfRow, scaleOfRow;
+    private readonly Tensor a, b, expertOfRow;
     private readonly (int Expert, long Offset, long Rank, double Scale)[] blocks;
 
     /// <param name="experts">one entry per expert; null where the expert does not adapt this layer</param>
+    /// <param name="inFeatures">the layer's input size</param>
+    /// <param name="outFeatures">the layer's output size</param>
     public StackedFactors(IReadOnlyList<LowRankDelta?> experts, long inFeatures, long outFeatures)
     {
         Experts = experts.Count;
@@ -31,15 +33,24 @@ public sealed class StackedFactors : IDisposable
             return block;
         }).ToArray();
         using var scope = NewDisposeScope();
-        a = present.Count == 0 ? zeros(new long[] { 0, inFeatures }) : cat(present.Select(p => p.d!.A.to(ScalarType.Float32)).ToArray(), 0);
+        // sₖ is folded into Aₖ once here, so a forward scales by the weights only.
+        a = present.Count == 0 ? zeros(new long[] { 0, inFeatures }) : cat(present.Select(p => p.d!.A.to(ScalarType.Float32) * p.d.Scale).ToArray(), 0);
         b = present.Count == 0 ? zeros(new long[] { outFeatures, 0 }) : cat(present.Select(p => p.d!.B.to(ScalarType.Float32)).ToArray(), 1);
         expertOfRow = tensor(blocks.SelectMany(x => Enumerable.Repeat((long)x.Expert, (int)x.Rank)).ToArray(), ScalarType.Int64);
-        scaleOfRow = tensor(blocks.SelectMany(x => Enumerable.Repeat((float)x.Scale, (int)x.Rank)).ToArray());
-        foreach (var t in new[] { a, b, expertOfRow, scaleOfRow }) t.MoveToOuterDisposeScope();
+        foreach (var t in new[] { a, b, expertOfRow }) t.MoveToOuterDisposeScope();
     }
 
     public int Experts { get; }
     public long TotalRank => a.shape[0];
+
+    /// <summary>
+    /// Whether the per-expert (sparse) path pays off: its gathers and scatters cost a fixed overhead per expert, so
+    /// it only wins when an expert's product is large; below that one concatenated product is faster (measured in
+    /// bench/Amalgam.Bench.Mixing on the bundled model, where every layer is below the threshold).
+    /// </summary>
+    public bool PrefersSparse => TotalRank * (a.shape[1] + b.shape[0]) >= SparseThreshold;
+
+    public const long SparseThreshold = 1L << 22;
 
     static Tensor PerToken(Tensor weights, Tensor x) => weights.dim() == 2 ? weights.unsqueeze(1) : weights;
 
@@ -55,9 +66,11 @@ public sealed class StackedFactors : IDisposable
     {
         Check(x, weights);
         using var scope = NewDisposeScope();
-        var h = nn.functional.linear(x.to(ScalarType.Float32), a);                                 // [b, t, R]
-        var coefficient = PerToken(weights, x).to(ScalarType.Float32).index_select(-1, expertOfRow) * scaleOfRow;
-        return nn.functional.linear(h * coefficient, b).to(x.dtype).MoveToOuterDisposeScope();
+        var x32 = x.dtype == ScalarType.Float32 ? x : x.to(ScalarType.Float32);
+        var w32 = weights.dtype == ScalarType.Float32 ? weights : weights.to(ScalarType.Float32);
+        var h = nn.functional.linear(x32, a);                                                      // [b, t, R]
+        var y = nn.functional.linear(h * PerToken(w32, x).index_select(-1, expertOfRow), b);
+        return (y.dtype == x.dtype ? y : y.to(x.dtype)).MoveToOuterDisposeScope();
     }
 
     /// <summary>Per expert, only the (example or token) rows with a non-zero weight for it.</summary>
@@ -75,7 +88,7 @@ public sealed class StackedFactors : IDisposable
             var rows = column.nonzero().squeeze(1);
             if (rows.shape[0] == 0) continue;
             var h = nn.functional.linear(flatX.index_select(0, rows), a.narrow(0, offset, rank));
-            var part = nn.functional.linear(h, b.narrow(1, offset, rank)) * (column.index_select(0, rows) * scale).unsqueeze(1);
+            var part = nn.functional.linear(h, b.narrow(1, offset, rank)) * column.index_select(0, rows).unsqueeze(1);
             y.index_add_(0, rows, part, 1);
         }
         return y.reshape(batch, positions, -1).to(x.dtype).MoveToOuterDisposeScope();
@@ -86,6 +99,5 @@ public sealed class StackedFactors : IDisposable
         a.Dispose();
         b.Dispose();
         expertOfRow.Dispose();
-        scaleOfRow.Dispose();
     }
 }

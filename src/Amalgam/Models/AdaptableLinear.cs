@@ -66,9 +66,11 @@ public sealed class AdaptableLinear : nn.Module<Tensor, Tensor>
         if (Mixture is { } mixture && Policy is { } policy)
         {
             var weights = policy.Weights(ModulePath, x);
-            // Mostly-zero weights (top-k routing) touch only the experts each row uses; dense ones use one product.
-            bool sparse = weights.count_nonzero().item<long>() * 2 < weights.numel();
-            y = y + (sparse ? mixture.Sparse(x, weights) : mixture.Dense(x, weights)).to(y.dtype);
+            // Large layers with mostly-zero weights (top-k routing) touch only the experts each row uses; small
+            // layers, or dense weights, use one concatenated product (see StackedFactors.PrefersSparse).
+            bool sparse = mixture.PrefersSparse && weights.count_nonzero().item<long>() * 2 < weights.numel();
+            var mix = sparse ? mixture.Sparse(x, weights) : mixture.Dense(x, weights);
+            y = y + (mix.dtype == y.dtype ? mix : mix.to(y.dtype));
         }
         return y.MoveToOuterDisposeScope();
     }
