@@ -17,6 +17,10 @@ public sealed class StackedFactors : IDisposable
 {
     private readonly Tensor a, b, expertOfRow;
     private readonly (int Expert, long Offset, long Rank, double Scale)[] blocks;
+    // The last weights seen and their per-rank-row gather: fixed weights are gathered once per generation, not per
+    // step. Keyed on the tensor object (held, so it cannot be recycled), the gather lives outside dispose scopes.
+    private Tensor? gatheredFor;
+    private Tensor? gathered;
 
     /// <param name="experts">one entry per expert; null where the expert does not adapt this layer</param>
     /// <param name="inFeatures">the layer's input size</param>
@@ -69,8 +73,17 @@ public sealed class StackedFactors : IDisposable
         var x32 = x.dtype == ScalarType.Float32 ? x : x.to(ScalarType.Float32);
         var w32 = weights.dtype == ScalarType.Float32 ? weights : weights.to(ScalarType.Float32);
         var h = nn.functional.linear(x32, a);                                                      // [b, t, R]
-        var y = nn.functional.linear(h * PerToken(w32, x).index_select(-1, expertOfRow), b);
+        var y = nn.functional.linear(h * Gather(weights, w32, x), b);
         return (y.dtype == x.dtype ? y : y.to(x.dtype)).MoveToOuterDisposeScope();
+    }
+
+    Tensor Gather(Tensor weights, Tensor w32, Tensor x)
+    {
+        if (ReferenceEquals(gatheredFor, weights) && gathered is not null) return gathered;
+        gathered?.Dispose();
+        gathered = PerToken(w32, x).index_select(-1, expertOfRow).DetachFromDisposeScope();
+        gatheredFor = weights;
+        return gathered;
     }
 
     /// <summary>Per expert, only the (example or token) rows with a non-zero weight for it.</summary>
@@ -99,5 +112,8 @@ public sealed class StackedFactors : IDisposable
         a.Dispose();
         b.Dispose();
         expertOfRow.Dispose();
+        gathered?.Dispose();
+        gathered = null;
+        gatheredFor = null;
     }
 }
