@@ -32,8 +32,12 @@ public class BundledSuiteTests
 
     /// <summary>
     /// Recomputes the figures of suite/quality.json (and so suite/README.md) for the base and every expert on the
-    /// test split: greedy decoding is deterministic for a machine and thread count, so they must agree exactly.
+    /// test split. Greedy decoding is deterministic for a machine and thread count (and agrees exactly on the machine
+    /// that built the suite), but libtorch picks CPU-specific kernels, so on another CPU a near-tie may flip: the
+    /// recorded figures must hold to within two examples of 100, and the suite's targets must hold outright.
     /// </summary>
+    const double Slack = 0.02 + 1e-9;
+
     [Fact]
     public void The_quality_figures_reproduce_and_meet_the_suite_targets()
     {
@@ -46,13 +50,13 @@ public class BundledSuiteTests
         {
             double baseScore = SuiteEvaluator.Evaluate(model, tokenizer, suite, task).Score;
             Assert.True(baseScore <= 0.2, $"{task.Name}: base scores {baseScore:P0}");
-            Assert.Equal(recorded.GetProperty("base").GetProperty(task.Name).GetDouble(), baseScore, 9);
+            Assert.InRange(baseScore, recorded.GetProperty("base").GetProperty(task.Name).GetDouble() - Slack, recorded.GetProperty("base").GetProperty(task.Name).GetDouble() + Slack);
             using var adapter = LoraAdapter.Load(task.ExpertPath!, model);
             using (adapter.AttachTo(model))
             {
                 double expert = SuiteEvaluator.Evaluate(model, tokenizer, suite, task).Score;
                 Assert.True(expert >= 0.9, $"{task.Name}: expert scores {expert:P0}");
-                Assert.Equal(recorded.GetProperty("expert").GetProperty(task.Name).GetDouble(), expert, 9);
+                Assert.InRange(expert, recorded.GetProperty("expert").GetProperty(task.Name).GetDouble() - Slack, recorded.GetProperty("expert").GetProperty(task.Name).GetDouble() + Slack);
             }
         }
     }
