@@ -1,3 +1,4 @@
+using Amalgam.Mixing;
 using static TorchSharp.torch;
 
 namespace Amalgam.Models;
@@ -9,26 +10,38 @@ namespace Amalgam.Models;
 public static class GreedyDecoder
 {
     public static IReadOnlyList<IReadOnlyList<long>> Generate(CausalLM model, IReadOnlyList<IReadOnlyList<long>> prompts,
-        int maxNewTokens, IReadOnlyCollection<long>? stopTokens = null, long padId = 0, Mixing.IMixingPolicy? mixing = null)
+        int maxNewTokens, IReadOnlyCollection<long>? stopTokens = null, long padId = 0, IMixingPolicy? mixing = null) =>
+        Decode(model, prompts, 1, maxNewTokens, stopTokens, padId, mixing, logits => logits.argmax(-1).data<long>().ToArray());
+
+    /// <summary>
+    /// The decoding loop shared by greedy decoding and ensembling: every prompt runs as <paramref name="copies"/>
+    /// consecutive rows; at each step <paramref name="choose"/> maps the rows' last logits [rows, vocab] to one
+    /// next token per prompt, which is appended to all of that prompt's rows.
+    /// </summary>
+    public static IReadOnlyList<IReadOnlyList<long>> Decode(CausalLM model, IReadOnlyList<IReadOnlyList<long>> prompts, int copies,
+        int maxNewTokens, IReadOnlyCollection<long>? stopTokens, long padId, IMixingPolicy? mixing, Func<Tensor, long[]> choose)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(maxNewTokens);
+        ArgumentOutOfRangeException.ThrowIfLessThan(copies, 1);
         if (prompts.Count == 0) return [];
         if (prompts.Any(p => p.Count == 0)) throw new ArgumentException("every prompt needs at least one token");
         var stop = stopTokens?.ToHashSet() ?? [];
-        int rows = prompts.Count, width = prompts.Max(p => p.Count);
-        var outputs = Enumerable.Range(0, rows).Select(_ => new List<long>()).ToArray();
-        var done = new bool[rows];
+        int n = prompts.Count, rows = n * copies, width = prompts.Max(p => p.Count);
+        var outputs = Enumerable.Range(0, n).Select(_ => new List<long>()).ToArray();
+        var done = new bool[n];
 
         var ids = new long[rows * width];
         var mask = new long[rows * width];
         for (int r = 0; r < rows; r++)
-            for (int i = 0; i < prompts[r].Count; i++)
+        {
+            var prompt = prompts[r / copies];
+            for (int i = 0; i < width; i++)
             {
-                int at = r * width + width - prompts[r].Count + i;
-                ids[at] = prompts[r][i];
-                mask[at] = 1;
+                int j = i - (width - prompt.Count);
+                ids[r * width + i] = j >= 0 ? prompt[j] : padId;
+                mask[r * width + i] = j >= 0 ? 1 : 0;
             }
-        for (int i = 0; i < ids.Length; i++) if (mask[i] == 0) ids[i] = padId;
+        }
 
         using var _ = inference_mode();
         using var cache = new KvCache(model.Config.NumHiddenLayers);
@@ -40,15 +53,15 @@ public static class GreedyDecoder
             using (var scope = NewDisposeScope())
             {
                 var input = new DecoderInput(tensor(stepIds, [rows, stepWidth]), tensor(stepMask, [rows, stepWidth]), cache, LastPositionOnly: true, Mixing: mixing);
-                next = model.forward(input).Logits.select(1, 0).argmax(-1).data<long>().ToArray();
+                next = choose(model.forward(input).Logits.select(1, 0));
             }
-            for (int r = 0; r < rows; r++)
+            for (int p = 0; p < n; p++)
             {
-                if (done[r]) continue;
-                if (stop.Contains(next[r])) done[r] = true;
-                else outputs[r].Add(next[r]);
+                if (done[p]) continue;
+                if (stop.Contains(next[p])) done[p] = true;
+                else outputs[p].Add(next[p]);
             }
-            stepIds = next.Select((t, r) => done[r] ? padId : t).ToArray();
+            stepIds = Enumerable.Range(0, rows).Select(r => done[r / copies] ? padId : next[r / copies]).ToArray();
             stepMask = Enumerable.Repeat(1L, rows).ToArray();
             stepWidth = 1;
         }
