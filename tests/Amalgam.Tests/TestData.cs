@@ -37,6 +37,15 @@ public static class TestData
         public void Dispose() { if (Directory.Exists(Path)) Directory.Delete(Path, recursive: true); }
     }
 
+    /// <summary>Loads every tensor of a safetensors file, lets <paramref name="change"/> edit the set, and saves it back.</summary>
+    public static void RewriteSafetensors(string file, Func<Dictionary<string, TorchSharp.torch.Tensor>, Dictionary<string, TorchSharp.torch.Tensor>> change)
+    {
+        var tensors = new Dictionary<string, TorchSharp.torch.Tensor>();
+        using (var f = Amalgam.Tensors.SafeTensorsFile.Open(file))
+            foreach (var t in f.Tensors) tensors[t.Name] = f.Load(t.Name);
+        Amalgam.Tensors.SafeTensorsWriter.Save(file, change(tensors));
+    }
+
     /// <summary>Copies a golden folder to a scratch place so a test can damage it.</summary>
     public static string CopyOf(string goldenFolder, TempDir into)
     {

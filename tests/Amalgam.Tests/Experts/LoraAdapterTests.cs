@@ -121,14 +121,7 @@ public class LoraAdapterTests
             editConfig(json);
             File.WriteAllText(file, json.ToJsonString());
         }
-        if (editTensors is not null)
-        {
-            string file = Path.Combine(dir, LoraAdapter.WeightsFile);
-            var tensors = new Dictionary<string, Tensor>();
-            using (var f = SafeTensorsFile.Open(file))
-                foreach (var t in f.Tensors) tensors[t.Name] = f.Load(t.Name);
-            SafeTensorsWriter.Save(file, editTensors(tensors));
-        }
+        if (editTensors is not null) TestData.RewriteSafetensors(Path.Combine(dir, LoraAdapter.WeightsFile), editTensors);
         using var baseModel = CheckpointLoader.Load(TestData.Golden(model));
         var e = Assert.ThrowsAny<Exception>(() => LoraAdapter.Load(dir, baseModel).Dispose());
         Assert.DoesNotContain('\n', e.Message);

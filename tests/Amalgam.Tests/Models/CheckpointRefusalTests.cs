@@ -70,13 +70,8 @@ public class CheckpointRefusalTests
         Assert.Null(config.EffectiveSlidingWindow);
     }
 
-    static void Rewrite(string file, Func<Dictionary<string, Tensor>, Dictionary<string, Tensor>> change)
-    {
-        var tensors = new Dictionary<string, Tensor>();
-        using (var f = SafeTensorsFile.Open(file))
-            foreach (var t in f.Tensors) tensors[t.Name] = f.Load(t.Name);
-        SafeTensorsWriter.Save(file, change(tensors));
-    }
+    static void Rewrite(string file, Func<Dictionary<string, Tensor>, Dictionary<string, Tensor>> change) =>
+        TestData.RewriteSafetensors(file, change);
 
     [Fact]
     public void Missing_and_unexpected_keys_are_listed()
