@@ -39,6 +39,18 @@ public sealed class CausalLM : nn.Module<DecoderInput, DecoderOutput>
     public override DecoderOutput forward(DecoderInput input)
     {
         using var scope = NewDisposeScope();
+        var hidden = HiddenStates(input);
+        var logits = lm_head is null ? nn.functional.linear(hidden, model.Embeddings.Weight) : lm_head.forward(hidden);
+        return new DecoderOutput(logits.to(Precision.Reduction).MoveToOuterDisposeScope());
+    }
+
+    /// <summary>
+    /// The hidden states after the final norm, [batch, positions, hidden] in the model's dtype (only the last
+    /// position when <see cref="DecoderInput.LastPositionOnly"/>): what routers read as features.
+    /// </summary>
+    public Tensor HiddenStates(DecoderInput input)
+    {
+        using var scope = NewDisposeScope();
         var ids = input.InputIds;
         if (ids.dim() != 2) throw new ArgumentException($"input ids must be [batch, positions], got [{string.Join(", ", ids.shape)}]");
         long b = ids.shape[0], t = ids.shape[1];
@@ -67,8 +79,7 @@ public sealed class CausalLM : nn.Module<DecoderInput, DecoderOutput>
             foreach (var l in mixed) l.Policy = null;
         }
         if (input.LastPositionOnly) hidden = hidden.narrow(1, t - 1, 1);
-        var logits = lm_head is null ? nn.functional.linear(hidden, model.Embeddings.Weight) : lm_head.forward(hidden);
-        return new DecoderOutput(logits.to(Precision.Reduction).MoveToOuterDisposeScope());
+        return hidden.MoveToOuterDisposeScope();
     }
 
     /// <summary>Inference convenience: float32 logits of every position for one unpadded sequence.</summary>
