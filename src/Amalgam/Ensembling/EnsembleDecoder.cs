@@ -20,13 +20,20 @@ public enum EnsembleAggregation
 /// </summary>
 public static class EnsembleDecoder
 {
-    /// <summary>Combined log-probabilities [prompts, vocab] from expert logits [prompts·K, vocab] (rows prompt-major).</summary>
+    /// <summary>
+    /// Combined log-probabilities [prompts, ..., vocab] from expert logits [prompts·c, ..., vocab] (rows prompt-major:
+    /// row p·c + j is prompt p's j-th expert), with weights [c] shared by all prompts or [prompts, c] per prompt.
+    /// </summary>
     public static Tensor Combine(Tensor expertLogits, Tensor weights, EnsembleAggregation aggregation)
     {
         using var scope = NewDisposeScope();
-        long k = weights.shape[0];
-        var logp = nn.functional.log_softmax(expertLogits.to(ScalarType.Float32), -1).reshape(-1, k, expertLogits.shape[^1]);
-        var w = weights.to(ScalarType.Float32).reshape(1, k, 1);
+        long c = weights.shape[^1];
+        var rest = expertLogits.shape.Skip(1).ToArray();
+        var logp = nn.functional.log_softmax(expertLogits.to(ScalarType.Float32), -1).reshape([-1, c, .. rest]);
+        long prompts = logp.shape[0];
+        if (weights.dim() == 2 && weights.shape[0] != prompts)
+            throw new ArgumentException($"per-prompt weights must be [{prompts}, {c}], got [{string.Join(", ", weights.shape)}]");
+        var w = weights.to(ScalarType.Float32).reshape([weights.dim() == 2 ? prompts : 1, c, .. rest.Select(_ => 1L)]);
         var combined = aggregation == EnsembleAggregation.Probabilities
             ? (logp + w.log()).logsumexp(1)                          // log Σ wₖ pₖ
             : nn.functional.log_softmax((logp * w).sum(1), -1);      // normalised Σ wₖ log pₖ

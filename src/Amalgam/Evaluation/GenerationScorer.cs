@@ -1,5 +1,6 @@
 using Amalgam.Models;
 using Amalgam.Models.Tokenizers;
+using Amalgam.Predictors;
 
 namespace Amalgam.Evaluation;
 
@@ -10,20 +11,17 @@ namespace Amalgam.Evaluation;
 public static class GenerationScorer
 {
     public static IReadOnlyList<string> Answers(CausalLM model, ITextTokenizer tokenizer, IReadOnlyList<string> prompts,
-        int maxNewTokens, int batchSize = 64)
+        int maxNewTokens, int batchSize = 64) =>
+        Answers(new ModelPredictor(model, batchSize), tokenizer, prompts, maxNewTokens);
+
+    public static IReadOnlyList<string> Answers(IPredictor predictor, ITextTokenizer tokenizer, IReadOnlyList<string> prompts, int maxNewTokens)
     {
+        var model = predictor.Model;
         var stops = new HashSet<long>(model.Config.EosTokenIds.Select(i => (long)i));
         if (tokenizer.EosId is int eos) stops.Add(eos);
         foreach (var id in tokenizer.Encode("\n", addBos: false)) stops.Add(id);
         long pad = tokenizer.PadId ?? model.Config.PadId ?? 0;
-        var answers = new List<string>(prompts.Count);
-        for (int start = 0; start < prompts.Count; start += batchSize)
-        {
-            var batch = prompts.Skip(start).Take(batchSize)
-                .Select(p => (IReadOnlyList<long>)tokenizer.Encode(p, addBos: true).Select(i => (long)i).ToArray()).ToList();
-            foreach (var ids in GreedyDecoder.Generate(model, batch, maxNewTokens, stops, pad))
-                answers.Add(tokenizer.Decode(ids.Select(i => (int)i)));
-        }
-        return answers;
+        var encoded = prompts.Select(p => (IReadOnlyList<long>)tokenizer.Encode(p, addBos: true).Select(i => (long)i).ToArray()).ToList();
+        return predictor.Generate(encoded, maxNewTokens, stops, pad).Select(ids => tokenizer.Decode(ids.Select(i => (int)i))).ToList();
     }
 }

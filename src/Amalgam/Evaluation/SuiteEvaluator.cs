@@ -2,6 +2,7 @@ using Amalgam.Evaluation.Metrics;
 using Amalgam.Evaluation.Suites;
 using Amalgam.Models;
 using Amalgam.Models.Tokenizers;
+using Amalgam.Predictors;
 
 namespace Amalgam.Evaluation;
 
@@ -15,6 +16,11 @@ public sealed record TaskEvaluation(string Task, string Family, bool HeldOut, st
 public static class SuiteEvaluator
 {
     public static TaskEvaluation Evaluate(CausalLM model, ITextTokenizer tokenizer, SuiteDefinition suite, TaskDefinition task,
+        string split = Suite.Test, int? limit = null) =>
+        Evaluate(new ModelPredictor(model), tokenizer, suite, task, split, limit);
+
+    /// <summary>Scores any way of answering (a mixture, an ensemble, a routed library) on one task.</summary>
+    public static TaskEvaluation Evaluate(IPredictor predictor, ITextTokenizer tokenizer, SuiteDefinition suite, TaskDefinition task,
         string split = Suite.Test, int? limit = null)
     {
         var examples = suite.LoadSplit(task, split);
@@ -24,7 +30,7 @@ public static class SuiteEvaluator
         if (task.Metric == MetricNames.OptionAccuracy)
         {
             var pairs = examples.SelectMany((e, i) => e.Options!.Select(o => (prompts[i], o))).ToList();
-            var ll = OptionScorer.LogLikelihoods(model, tokenizer, pairs);
+            var ll = OptionScorer.LogLikelihoods(predictor, tokenizer, pairs);
             var answers = new List<string>();
             double total = 0;
             int at = 0;
@@ -39,7 +45,7 @@ public static class SuiteEvaluator
         }
         // Budget: the longest target of the split plus a margin; a right answer must still end the line itself.
         int budget = examples.Max(e => tokenizer.Encode(e.Target, addBos: false).Count) + 4;
-        var generated = GenerationScorer.Answers(model, tokenizer, prompts, budget);
+        var generated = GenerationScorer.Answers(predictor, tokenizer, prompts, budget);
         double score = examples.Select((e, i) => ExactMatch.Score(generated[i], e.Target)).Average();
         return new TaskEvaluation(task.Name, task.Family, task.HeldOut, task.Metric, score, examples.Count, generated);
     }

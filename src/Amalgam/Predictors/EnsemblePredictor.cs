@@ -1,0 +1,80 @@
+using Amalgam.Ensembling;
+using Amalgam.Mixing;
+using Amalgam.Models;
+using Amalgam.Training;
+using static TorchSharp.torch;
+
+namespace Amalgam.Predictors;
+
+/// <summary>
+/// Aggregation by outputs: every prompt runs as c rows of one batch, row j with one chosen expert alone; the c
+/// next-token distributions are combined with per-prompt weights at every step (<see cref="EnsembleDecoder.Combine"/>),
+/// and options are scored on the combined distribution. A uniform or fitted ensemble chooses all K experts for every
+/// prompt; a router aggregating by outputs chooses its top-k.
+/// </summary>
+public sealed class EnsemblePredictor : IPredictor
+{
+    private readonly Func<IReadOnlyList<IReadOnlyList<long>>, (Tensor Experts, Tensor Weights)> choose;
+    private readonly EnsembleAggregation aggregation;
+    private readonly int experts, batchSize;
+
+    /// <param name="model">a model with an <see cref="ExpertLibrary"/> of <paramref name="experts"/> experts installed</param>
+    /// <param name="choose">prompts → the experts of each prompt [n, c] (int64) and their weights [n, c] (rows sum to 1)</param>
+    public EnsemblePredictor(CausalLM model, int experts, Func<IReadOnlyList<IReadOnlyList<long>>, (Tensor Experts, Tensor Weights)> choose,
+        EnsembleAggregation aggregation, int batchSize = 64)
+    {
+        Model = model;
+        this.experts = experts;
+        this.choose = choose;
+        this.aggregation = aggregation;
+        this.batchSize = batchSize;
+    }
+
+    /// <summary>All experts for every prompt, with one weight vector [K].</summary>
+    public static EnsemblePredictor Weighted(CausalLM model, Tensor weights, EnsembleAggregation aggregation, int batchSize = 64)
+    {
+        long k = weights.shape[0];
+        var w = weights.detach().to(ScalarType.Float32).clone().DetachFromDisposeScope();
+        var all = arange(k, ScalarType.Int64).DetachFromDisposeScope();
+        return new EnsemblePredictor(model, (int)k, p => (all.unsqueeze(0).expand(p.Count, -1), w.unsqueeze(0).expand(p.Count, -1)), aggregation, batchSize);
+    }
+
+    public CausalLM Model { get; }
+
+    public IReadOnlyList<IReadOnlyList<long>> Generate(IReadOnlyList<IReadOnlyList<long>> prompts, int maxNewTokens,
+        IReadOnlyCollection<long> stopTokens, long padId) =>
+        Run(prompts, (b, copies, mixing, w) => GreedyDecoder.Decode(Model, prompts.Skip(b.Start).Take(b.Count).ToList(), copies, maxNewTokens,
+            stopTokens, padId, mixing, logits => EnsembleDecoder.Combine(logits, w, aggregation).argmax(-1).data<long>().ToArray()));
+
+    public IReadOnlyList<double> LogLikelihoods(IReadOnlyList<TokenSequence> sequences, long padId) =>
+        Run(sequences.Select(BatchedScoring.Prompt).ToList(), (b, copies, mixing, w) => BatchedScoring.Score(Model,
+            sequences.Skip(b.Start).Take(b.Count).ToList(), padId, copies, mixing, logits => EnsembleDecoder.Combine(logits, w, aggregation)));
+
+    List<T> Run<T>(IReadOnlyList<IReadOnlyList<long>> prompts, Func<(int Start, int Count), int, IMixingPolicy, Tensor, IEnumerable<T>> batch)
+    {
+        if (prompts.Count == 0) return [];
+        var (chosen, weights) = choose(prompts);
+        using var _ = chosen;
+        using var __ = weights;
+        if (chosen.dim() != 2 || chosen.shape[0] != prompts.Count || !weights.shape.SequenceEqual(chosen.shape))
+            throw new ArgumentException($"ensemble choice must be experts and weights of shape [{prompts.Count}, c], got [{string.Join(", ", chosen.shape)}] and [{string.Join(", ", weights.shape)}]");
+        using (NewDisposeScope())
+        {
+            if ((chosen < 0).any().item<bool>() || (chosen >= experts).any().item<bool>()) throw new ArgumentException($"ensemble experts must be in [0, {experts})");
+            if ((weights < 0).any().item<bool>() || ((weights.sum(1) - 1).abs() > 1e-4).any().item<bool>())
+                throw new ArgumentException("ensemble weights must be non-negative and sum to 1 for every prompt");
+        }
+        int copies = (int)chosen.shape[1];
+        var results = new List<T>(prompts.Count);
+        foreach (var b in BatchedScoring.Batches(prompts.Count, batchSize))
+        {
+            using var scope = NewDisposeScope();
+            // Row p·c + j runs expert chosen[p, j] alone.
+            var rowExpert = chosen.narrow(0, b.Start, b.Count).reshape(-1, 1).to(ScalarType.Int64);
+            var oneHot = zeros(new long[] { rowExpert.shape[0], experts }).scatter_(1, rowExpert, ones(rowExpert.shape));
+            var w = weights.narrow(0, b.Start, b.Count).to(ScalarType.Float32).contiguous();
+            results.AddRange(batch(b, copies, new FixedMixing(oneHot), w));
+        }
+        return results;
+    }
+}
