@@ -112,6 +112,8 @@ public static class KMeans
             for (int i = 0; i < n; i++)
             {
                 int c = Nearest(x[i], centroids);
+                // keep the current cluster on a tie, or duplicates could swap back and forth for ever
+                if (labels[i] >= 0 && SquaredDistance(x[i], centroids[labels[i]]) <= SquaredDistance(x[i], centroids[c])) continue;
                 if (c != labels[i]) { labels[i] = c; changed = true; }
             }
             changed |= FillEmptyClusters(x, labels, centroids);
