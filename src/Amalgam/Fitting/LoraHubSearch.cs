@@ -28,10 +28,14 @@ public sealed record LoraHubResult(double[] Weights, double PenalisedLoss, doubl
 
 /// <summary>
 /// LoraHub's gradient-free weight search: minimise loss(w) + L1·mean|w| over the box [Lower, Upper]^K with a
-/// (1+1) evolution strategy and the one-fifth success rule: one Gaussian mutation w' = w + σ·z per evaluation,
+/// (1+1) evolution strategy and the one-fifth success rule: one Gaussian mutation w' = w + σ·z per evaluation
+/// (z over all coordinates, or, every other step on average, over one random coordinate),
 /// w' kept if it is no worse, σ doubled after an improvement and multiplied by 2^(−1/4) after a failure (so σ is
-/// stable at a 1/5 success rate; the rule Nevergrad's OnePlusOne uses). Mutations leaving the box are reflected
-/// back into it. Why (1+1)-ES rather than CMA-ES: the budget is tiny (~40 evaluations) and every evaluation is a
+/// stable at a 1/5 success rate; the rule Nevergrad's OnePlusOne uses). Mutations leaving the box are clipped to
+/// it, so a coordinate whose optimum is on a bound can sit exactly there while the others keep moving (mirroring
+/// would make every step off the bound pay, and the success rule would then shrink σ until the search stalls).
+/// The one-coordinate steps serve the same case: when some coordinates sit on their bounds, a step moving all of
+/// them rarely improves, while a step moving one free coordinate improves half the time. Why (1+1)-ES rather than CMA-ES: the budget is tiny (~40 evaluations) and every evaluation is a
 /// pass over the examples; CMA-ES would spend it on 3–4 generations of a population before its covariance learns
 /// anything, while the (1+1)-ES moves after every evaluation. Deterministic per seed.
 /// </summary>
@@ -61,8 +65,10 @@ public static class LoraHubSearch
         trace.Add(new LoraHubEvaluation(0, (double[])current.Clone(), currentRaw, currentScore, true, sigma));
         for (int i = 1; i < options.Budget; i++)
         {
-            var candidate = new double[dimensions];
-            for (int j = 0; j < dimensions; j++) candidate[j] = Reflect(current[j] + sigma * Gaussian(rng), options.Lower, options.Upper);
+            var candidate = (double[])current.Clone();
+            int only = dimensions > 1 && rng.NextDouble() < 0.5 ? rng.Next(dimensions) : -1; // half the steps move one coordinate
+            for (int j = 0; j < dimensions; j++)
+                if (only < 0 || j == only) candidate[j] = Math.Clamp(current[j] + sigma * Gaussian(rng), options.Lower, options.Upper);
             var (raw, score) = Evaluate(candidate);
             bool improved = score < currentScore;
             bool accepted = score <= currentScore; // ties move too: drift across plateaus
@@ -71,16 +77,6 @@ public static class LoraHubSearch
             trace.Add(new LoraHubEvaluation(i, candidate, raw, score, accepted, sigma));
         }
         return new LoraHubResult(current, currentScore, currentRaw, trace);
-    }
-
-    /// <summary>Folds x into [lo, hi] by mirroring at the bounds (repeatedly, for steps longer than the box).</summary>
-    internal static double Reflect(double x, double lo, double hi)
-    {
-        double width = hi - lo;
-        double t = (x - lo) % (2 * width);
-        if (t < 0) t += 2 * width;
-        double y = t <= width ? lo + t : hi - (t - width);
-        return Math.Clamp(y, lo, hi);
     }
 
     static double Gaussian(Random rng)

@@ -68,7 +68,7 @@ public static class SimplexFit
         using var final = NewDisposeScope();
         double finalLoss;
         using (no_grad()) finalLoss = Evaluate(loss, theta).to(ScalarType.Float64).item<double>();
-        var w = nn.functional.softmax(theta.detach(), -1).to(ScalarType.Float64).cpu().reshape(-1, shape[^1]);
+        var w = nn.functional.softmax(theta.detach().to(ScalarType.Float64), -1).cpu().reshape(-1, shape[^1]);
         int rows = (int)w.shape[0], k = (int)shape[^1];
         var flat = w.data<double>().ToArray();
         return new SimplexFitResult(Enumerable.Range(0, rows).Select(r => flat.AsSpan(r * k, k).ToArray()).ToArray(), history, finalLoss);
