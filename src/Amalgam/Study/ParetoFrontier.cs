@@ -35,7 +35,10 @@ public static class ParetoFrontier
     public static IReadOnlyList<FrontierPoint> Compute(IEnumerable<(string Name, double Cost, double Score)> points) =>
         Compute(points.Select(p => new FrontierPoint(p.Name, p.Cost, p.Score)));
 
-    /// <summary>The study's frontier: held-in normalised score against relative FLOPs, every strategy.</summary>
+    /// <summary>
+    /// The study's frontier: held-in normalised score against relative FLOPs over the deployable strategies (a
+    /// per-task oracle would otherwise hide every real choice behind it).
+    /// </summary>
     public static IReadOnlyList<FrontierPoint> Compute(StudyResults results) =>
-        Compute(results.Strategies.Select(s => new FrontierPoint(s.Name, s.RelativeFlops, s.HeldInNormalized)));
+        Compute(results.Strategies.Where(s => s.Deployable).Select(s => new FrontierPoint(s.Name, s.RelativeFlops, s.HeldInNormalized)));
 }

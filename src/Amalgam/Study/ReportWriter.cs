@@ -67,11 +67,11 @@ public static class ReportWriter
         md.AppendLine();
 
         md.AppendLine("## Pareto frontier").AppendLine();
-        md.AppendLine("Strategies no other strategy beats on both held-in normalised score and relative FLOPs, cheapest first:").AppendLine();
+        md.AppendLine("Deployable strategies that no other deployable strategy beats on both held-in normalised score and relative FLOPs, cheapest first:").AppendLine();
         foreach (var p in ParetoFrontier.Compute(r))
         {
             var s = r.Strategy(p.Name);
-            md.AppendLine($"- `{p.Name}` ({s.Family}): {StudyFormat.Score(p.Score)} at {StudyFormat.Flops(p.Cost)}× base FLOPs" + (s.Deployable ? "" : " (not deployable)"));
+            md.AppendLine($"- `{p.Name}` ({s.Family}): {StudyFormat.Score(p.Score)} at {StudyFormat.Flops(p.Cost)}× base FLOPs");
         }
         md.AppendLine();
 

@@ -50,12 +50,12 @@ public static class StudyPlots
             }
         }
 
-        var frontier = ParetoFrontier.Compute(results);
+        var frontier = ParetoFrontier.Compute(results);  // deployable strategies only
         var line = plot.Add.Scatter(frontier.Select(p => X(p.Cost)).ToArray(), frontier.Select(p => p.Score).ToArray(), Colors.Black);
         line.LineWidth = 1.5f;
         line.LinePattern = LinePattern.Dashed;
         line.MarkerSize = 0;
-        line.LegendText = "Pareto frontier";
+        line.LegendText = "Pareto frontier (deployable)";
 
         if (log)
         {
@@ -94,13 +94,15 @@ public static class StudyPlots
         map.ManualRange = new ScottPlot.Range(0, 1);
         map.NaNCellColor = Colors.LightGray;
         // Cell (r, c) spans [c, c+1] × [n-r-1, n-r]: row 0 at the top.
-        map.Extent = new CoordinateRect(0, tasks.Count, 0, strategies.Count);
+        map.Rectangle = new CoordinateRect(0, tasks.Count, 0, strategies.Count);
         plot.Add.ColorBar(map).Label = "score";
 
         plot.Axes.Bottom.SetTicks(Enumerable.Range(0, tasks.Count).Select(c => c + 0.5).ToArray(),
             tasks.Select(t => t.HeldOut ? t.Name + " (held out)" : t.Name).ToArray());
-        plot.Axes.Bottom.TickLabelStyle.Rotation = 45;
-        plot.Axes.Bottom.TickLabelStyle.Alignment = Alignment.MiddleLeft;
+        plot.Axes.Bottom.TickLabelStyle.Rotation = -45;
+        plot.Axes.Bottom.TickLabelStyle.Alignment = Alignment.MiddleRight;
+        // Rotated labels need room below the axis: about 7 px per character at 45°, plus the axis title.
+        plot.Axes.Bottom.MinimumSize = 50 + 5.5f * tasks.Max(t => t.Name.Length + (t.HeldOut ? 11 : 0));
         plot.Axes.Left.SetTicks(Enumerable.Range(0, strategies.Count).Select(r => strategies.Count - r - 0.5).ToArray(),
             strategies.Select(s => s.Name).ToArray());
         plot.Axes.SetLimits(0, tasks.Count, 0, strategies.Count);
@@ -111,7 +113,7 @@ public static class StudyPlots
     }
 
     static (int Width, int Height) PerTaskSize(StudyResults results) =>
-        (Math.Max(700, 320 + 60 * results.Tasks.Count), Math.Max(450, 260 + 28 * results.Strategies.Count));
+        (Math.Max(700, 320 + 60 * results.Tasks.Count), Math.Max(450, 300 + 28 * results.Strategies.Count));
 
     /// <summary>Renders to PNG bytes, then writes them under a temporary name and renames: never a partial image.</summary>
     static void Save(Plot plot, string path, int width, int height)

@@ -53,7 +53,7 @@ public class ReportWriterTests
         Assert.Contains("| strategy | a | b | c | x (held out) | y (held out) |", md);
         Assert.Contains("| *expert on own task* | 1.000 | 0.800 | 0.500 | — | — |", md);
         Assert.Contains("| router-mlp | 0.900 | 0.700 | 0.450 | 0.300 | 0.300 |", md);
-        Assert.Contains("- `expert-oracle` (reference): 1.000 at 1.000× base FLOPs (not deployable)", md);
+        Assert.Contains("- `select-greedy` (select): 0.783 at 1.000× base FLOPs\n- `router-mlp` (route): 0.892 at 1.500× base FLOPs\n", md);
         Assert.Contains("- **base cost (≤ 1×)**: `select-greedy` (select) — 0.783 held-in normalised", md);
         Assert.Contains("(ranked above it but not deployable: `expert-oracle`)", md);
         Assert.Contains("- **≤ 2× base**: `router-mlp` (route)", md);

@@ -30,8 +30,8 @@ public class StudyPlotsTests
         Assert.Equal(dir["frontier.png"], frontier);
         Assert.Equal(dir["per_task.png"], perTask);
         Assert.Equal((StudyPlots.FrontierWidth, StudyPlots.FrontierHeight), PngSize(frontier));
-        // 5 tasks and 8 strategies: max(700, 320 + 60·5) × max(450, 260 + 28·8)
-        Assert.Equal((700, 484), PngSize(perTask));
+        // 5 tasks and 8 strategies: max(700, 320 + 60·5) × max(450, 300 + 28·8)
+        Assert.Equal((700, 524), PngSize(perTask));
         Assert.True(Colours(frontier) > 20);
         Assert.True(Colours(perTask) > 20);
         Assert.Equal(2, Directory.GetFiles(dir.Path).Length); // no temporary files left
