@@ -4,8 +4,8 @@ using ScottPlot;
 namespace Amalgam.Study;
 
 /// <summary>
-/// The study's two figures, rendered headless with ScottPlot 5 (SkiaSharp's self-contained native library; text
-/// needs a font under /usr/share/fonts, see docs/study.md). Files are written atomically.
+/// The study's two figures, rendered headless with ScottPlot 5 (SkiaSharp's self-contained native library and an
+/// embedded font: nothing from the OS, see docs/study.md). Files are written atomically.
 /// </summary>
 public static class StudyPlots
 {
@@ -26,7 +26,7 @@ public static class StudyPlots
     /// <summary>Held-in normalised score against relative FLOPs (log₁₀ axis when costs span more than 4×), one colour per family.</summary>
     public static Plot Frontier(StudyResults results)
     {
-        var plot = new Plot();
+        var plot = NewPlot();
         var strategies = results.Strategies;
         double min = strategies.Min(s => s.RelativeFlops), max = strategies.Max(s => s.RelativeFlops);
         bool log = max / min > 4;
@@ -81,7 +81,7 @@ public static class StudyPlots
     /// <summary>A heatmap of scores: one row per strategy (in results order, top down), one column per task.</summary>
     public static Plot PerTask(StudyResults results)
     {
-        var plot = new Plot();
+        var plot = NewPlot();
         var strategies = results.Strategies;
         var tasks = results.Tasks;
         var data = new double[strategies.Count, tasks.Count];
@@ -109,6 +109,14 @@ public static class StudyPlots
         plot.Title($"{results.Suite}: score per task ({results.Split} split)");
         plot.XLabel("task");
         plot.YLabel("strategy");
+        return plot;
+    }
+
+    static Plot NewPlot()
+    {
+        string font = EmbeddedFont.Register();
+        var plot = new Plot();
+        plot.Font.Set(font);
         return plot;
     }
 

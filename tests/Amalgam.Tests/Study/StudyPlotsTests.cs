@@ -47,3 +47,16 @@ public class StudyPlotsTests
         Assert.Equal((StudyPlots.FrontierWidth, StudyPlots.FrontierHeight), PngSize(frontier));
     }
 }
+
+public class EmbeddedFontTests
+{
+    /// <summary>The plots' text comes from the assembly, not from the OS's font folders.</summary>
+    [Fact]
+    public void ScottPlotResolvesTheEmbeddedFont()
+    {
+        string name = EmbeddedFont.Register();
+        using var typeface = ScottPlot.Fonts.GetTypeface(name, bold: false, italic: false);
+        Assert.Equal("DejaVu Sans", typeface.FamilyName);
+        Assert.True(typeface.GlyphCount > 1000);
+    }
+}
