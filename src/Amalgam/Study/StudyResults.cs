@@ -1,0 +1,137 @@
+using System.Text.Json.Nodes;
+using System.Text.Json.Serialization;
+
+namespace Amalgam.Study;
+
+/// <summary>
+/// Everything one <c>amalgam study</c> run measured: the suite's tasks, the experts' scores on their own tasks, and
+/// one <see cref="StrategyResult"/> per way of combining experts. Serialised to <c>results.json</c> by
+/// <see cref="StudyResultsFile"/>; report.md and the plots are derived from it alone.
+/// </summary>
+public sealed record StudyResults
+{
+    public const int CurrentSchemaVersion = 1;
+
+    [JsonPropertyName("schema_version"), JsonRequired] public int SchemaVersion { get; init; } = CurrentSchemaVersion;
+    /// <summary>The suite's name (suite.yaml <c>name</c>).</summary>
+    [JsonPropertyName("suite"), JsonRequired] public string Suite { get; init; } = "";
+    /// <summary>The suite folder the study ran on, as given.</summary>
+    [JsonPropertyName("suite_path")] public string? SuitePath { get; init; }
+    /// <summary>The split every score was measured on (normally <c>test</c>).</summary>
+    [JsonPropertyName("split")] public string Split { get; init; } = "test";
+    [JsonPropertyName("tasks"), JsonRequired] public List<StudyTask> Tasks { get; init; } = [];
+    /// <summary>Held-in task -> its expert's score on that task: the denominators of the normalised score.</summary>
+    [JsonPropertyName("expert_scores"), JsonRequired] public Dictionary<string, double> ExpertScores { get; init; } = [];
+    [JsonPropertyName("base_model"), JsonRequired] public BaseModelInfo BaseModel { get; init; } = new();
+    [JsonPropertyName("seed"), JsonRequired] public int Seed { get; init; }
+    [JsonPropertyName("machine"), JsonRequired] public MachineInfo Machine { get; init; } = new();
+    /// <summary>Wall-clock seconds of the whole study.</summary>
+    [JsonPropertyName("total_seconds"), JsonRequired] public double TotalSeconds { get; init; }
+    [JsonPropertyName("created_at"), JsonRequired] public DateTimeOffset CreatedAt { get; init; }
+    [JsonPropertyName("strategies"), JsonRequired] public List<StrategyResult> Strategies { get; init; } = [];
+
+    [JsonIgnore] public IEnumerable<StudyTask> HeldInTasks => Tasks.Where(t => !t.HeldOut);
+    [JsonIgnore] public IEnumerable<StudyTask> HeldOutTasks => Tasks.Where(t => t.HeldOut);
+
+    public StrategyResult Strategy(string name) => Strategies.FirstOrDefault(s => s.Name == name)
+        ?? throw new ArgumentException($"no strategy named '{name}' in the study", nameof(name));
+}
+
+/// <summary>One task of the suite as the study saw it.</summary>
+public sealed record StudyTask
+{
+    [JsonPropertyName("name"), JsonRequired] public string Name { get; init; } = "";
+    [JsonPropertyName("family"), JsonRequired] public string Family { get; init; } = "";
+    [JsonPropertyName("held_out"), JsonRequired] public bool HeldOut { get; init; }
+    [JsonPropertyName("metric"), JsonRequired] public string Metric { get; init; } = "";
+}
+
+/// <summary>The base model and the per-token cost every relative_flops is divided by.</summary>
+public sealed record BaseModelInfo
+{
+    [JsonPropertyName("path"), JsonRequired] public string Path { get; init; } = "";
+    [JsonPropertyName("architecture"), JsonRequired] public string Architecture { get; init; } = "";
+    /// <summary>Parameters of the base model (tied embeddings counted once), see <see cref="FlopCounter.Parameters"/>.</summary>
+    [JsonPropertyName("parameters"), JsonRequired] public long Parameters { get; init; }
+    /// <summary>The base model's forward FLOPs per example (<see cref="CostModel.Base"/>): relative_flops = 1.</summary>
+    [JsonPropertyName("flops_per_example"), JsonRequired] public double FlopsPerExample { get; init; }
+    /// <summary>Mean prompt tokens per example, the cost model's convention.</summary>
+    [JsonPropertyName("prompt_tokens"), JsonRequired] public double PromptTokens { get; init; }
+    /// <summary>Mean answer tokens per example (generated, or the scored option), the cost model's convention.</summary>
+    [JsonPropertyName("answer_tokens"), JsonRequired] public double AnswerTokens { get; init; }
+    /// <summary>Measured tokens/s of the base model alone, for comparison with the strategies'.</summary>
+    [JsonPropertyName("tokens_per_second")] public double TokensPerSecond { get; init; }
+}
+
+/// <summary>Where the study ran: timings are only comparable on the same machine.</summary>
+public sealed record MachineInfo
+{
+    [JsonPropertyName("cores"), JsonRequired] public int Cores { get; init; }
+    [JsonPropertyName("os")] public string Os { get; init; } = "";
+    [JsonPropertyName("framework")] public string Framework { get; init; } = "";
+    /// <summary>The torch device the strategies ran on (<c>cpu</c>, <c>cuda</c>).</summary>
+    [JsonPropertyName("device")] public string Device { get; init; } = "cpu";
+
+    /// <summary>This process's machine.</summary>
+    public static MachineInfo Current(string device = "cpu") => new()
+    {
+        Cores = Environment.ProcessorCount,
+        Os = System.Runtime.InteropServices.RuntimeInformation.OSDescription,
+        Framework = System.Runtime.InteropServices.RuntimeInformation.FrameworkDescription,
+        Device = device,
+    };
+}
+
+/// <summary>The five kinds of strategy; <c>reference</c> holds base, experts and oracles.</summary>
+public static class StrategyFamily
+{
+    public const string Reference = "reference", Ensemble = "ensemble", Merge = "merge", Route = "route", Select = "select";
+    public static IReadOnlyList<string> All { get; } = [Reference, Ensemble, Merge, Route, Select];
+}
+
+/// <summary>Variant tags the findings look for; any other tag is allowed and shown as is.</summary>
+public static class StrategyVariant
+{
+    /// <summary>Equal weights (ensembling, merging).</summary>
+    public const string Uniform = "uniform";
+    /// <summary>Weights fitted on validation data (ensembling, merging).</summary>
+    public const string Fitted = "fitted";
+    /// <summary>Expert selection by clustering experts.</summary>
+    public const string Cluster = "cluster";
+    /// <summary>Expert selection by greedy subset search.</summary>
+    public const string Greedy = "greedy";
+}
+
+/// <summary>One way of combining experts, its quality and its cost.</summary>
+public sealed record StrategyResult
+{
+    /// <summary>Unique within a study, e.g. <c>ties-fitted</c>, <c>router-mlp-top1</c>.</summary>
+    [JsonPropertyName("name"), JsonRequired] public string Name { get; init; } = "";
+    /// <summary>One of <see cref="StrategyFamily.All"/>.</summary>
+    [JsonPropertyName("family"), JsonRequired] public string Family { get; init; } = "";
+    /// <summary>A tag within the family (<see cref="StrategyVariant"/>): what the findings compare; null if none.</summary>
+    [JsonPropertyName("variant")] public string? Variant { get; init; }
+    [JsonPropertyName("description")] public string Description { get; init; } = "";
+    /// <summary>
+    /// False for references that are not one servable system (the per-task expert oracle needs the task id):
+    /// excluded from recommendations and findings, kept in tables and plots.
+    /// </summary>
+    [JsonPropertyName("deployable")] public bool Deployable { get; init; } = true;
+    /// <summary>Task -> score in [0, 1]. Every held-in task; every held-out task or none.</summary>
+    [JsonPropertyName("per_task"), JsonRequired] public Dictionary<string, double> PerTask { get; init; } = [];
+    /// <summary><see cref="Normalization.HeldIn"/> of <see cref="PerTask"/>; checked on load.</summary>
+    [JsonPropertyName("held_in_normalized"), JsonRequired] public double HeldInNormalized { get; init; }
+    /// <summary><see cref="Normalization.HeldOut"/> of <see cref="PerTask"/>; null when no held-out task was scored.</summary>
+    [JsonPropertyName("held_out"), JsonRequired] public double? HeldOut { get; init; }
+    /// <summary>FLOPs per example divided by the base model's (<see cref="CostModel"/>).</summary>
+    [JsonPropertyName("relative_flops"), JsonRequired] public double RelativeFlops { get; init; }
+    /// <summary>Measured generated-or-scored tokens per second on the study's machine.</summary>
+    [JsonPropertyName("tokens_per_second"), JsonRequired] public double TokensPerSecond { get; init; }
+    /// <summary>Parameters that must be stored and served: the base, plus every adapter, router or merged copy kept.</summary>
+    [JsonPropertyName("stored_parameters"), JsonRequired] public long StoredParameters { get; init; }
+    /// <summary>Seconds spent fitting (weights, router, selection) before evaluation; 0 if nothing is fitted.</summary>
+    [JsonPropertyName("fit_seconds"), JsonRequired] public double FitSeconds { get; init; }
+    [JsonPropertyName("eval_seconds"), JsonRequired] public double EvalSeconds { get; init; }
+    /// <summary>Free-form extras, e.g. fitted weights or the chosen subset: string values or nested JSON.</summary>
+    [JsonPropertyName("details")] public JsonObject? Details { get; init; }
+}
