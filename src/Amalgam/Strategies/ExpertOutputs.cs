@@ -1,0 +1,47 @@
+using Amalgam.Mixing;
+using Amalgam.Training;
+using static TorchSharp.torch;
+
+namespace Amalgam.Strategies;
+
+/// <summary>
+/// Every expert's next-token log-distributions on a set of examples, computed once (each expert alone, one-hot
+/// weights through the installed library) so that ensemble weights can be fitted without running the model again.
+/// </summary>
+public static class ExpertOutputs
+{
+    /// <summary>
+    /// Log-distributions [N, T, K, V] at every position of bos + prompt + target + eos, the next-token labels [N, T]
+    /// (−100 outside the target and eos), and the 0/1 mask of the labelled positions.
+    /// </summary>
+    public static (Tensor LogProbs, Tensor Labels, Tensor Mask) Teacher(ExpertSuite s, IReadOnlyList<TokenSequence> sequences)
+    {
+        using var _ = inference_mode();
+        using var scope = NewDisposeScope();
+        var (ids, mask, labels) = SequenceBatch.Build(sequences, s.PadId);
+        var perExpert = Enumerable.Range(0, s.Count).Select(k =>
+        {
+            using var w = nn.functional.one_hot(full(new long[] { ids.shape[0] }, k, ScalarType.Int64), s.Count).to(ScalarType.Float32);
+            return nn.functional.log_softmax(s.Model.forward(new Models.DecoderInput(ids, mask, Mixing: new FixedMixing(w))).Logits, -1);
+        }).ToList();
+        var logProbs = stack(perExpert, 2);                                    // [N, T, K, V]
+        var labelled = labels.ne(SequenceBatch.Ignore);
+        return (logProbs.MoveToOuterDisposeScope(), labels.MoveToOuterDisposeScope(), labelled.to(ScalarType.Float32).MoveToOuterDisposeScope());
+    }
+
+    /// <summary>The log-probability of each label token under each expert, [N, T, K] (0 where unlabelled).</summary>
+    public static Tensor TargetLogProbs(Tensor logProbs, Tensor labels)
+    {
+        using var scope = NewDisposeScope();
+        var index = labels.clamp_min(0).unsqueeze(-1).unsqueeze(-1).expand(-1, -1, logProbs.shape[2], 1);
+        return logProbs.gather(-1, index).squeeze(-1).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>The experts' log-distributions at each sequence's first answer position (the prompt's last token), [N, K, V].</summary>
+    public static Tensor FirstAnswerPosition(Tensor logProbs, IReadOnlyList<TokenSequence> sequences)
+    {
+        using var scope = NewDisposeScope();
+        var at = tensor(sequences.Select(q => (long)q.LossFrom - 1).ToArray());
+        return logProbs[arange(sequences.Count), at].MoveToOuterDisposeScope();
+    }
+}

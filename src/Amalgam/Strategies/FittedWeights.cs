@@ -1,0 +1,90 @@
+using System.Diagnostics;
+using Amalgam.Ensembling;
+using Amalgam.Fitting;
+using Amalgam.Merging.Execution;
+using Amalgam.Mixing;
+using Amalgam.Models;
+using Amalgam.Training;
+using static TorchSharp.torch;
+
+namespace Amalgam.Strategies;
+
+/// <summary>Fitted weights, one row per group ([1, K] task-wise, [layers, K] layer-wise), with the fit's record.</summary>
+public sealed record FittedWeights(double[][] Weights, IReadOnlyList<double> LossHistory, double UniformLoss, double FinalLoss,
+    double Seconds, int Examples)
+{
+    public double[] Vector => Weights.Length == 1 ? Weights[0] : throw new InvalidOperationException("layer-wise weights have one row per layer");
+}
+
+/// <summary>
+/// Non-uniform weights over the experts, fitted on labelled examples (validation splits) by gradient descent on the
+/// simplex (<see cref="SimplexFit"/>): ensemble weights over precomputed expert outputs, and merge coefficients
+/// (task-wise or layer-wise, AdaMerging-style) through the factored mixture, whose fixed weights equal merging
+/// Σₖ wₖ·ΔWₖ.
+/// </summary>
+public static class WeightFitting
+{
+    public static FittedWeights Ensemble(ExpertSuite s, IReadOnlyList<LabelledExample> data, FitObjective objective,
+        EnsembleAggregation aggregation, SimplexFitOptions? options = null, IProgress<SimplexFitStep>? progress = null)
+    {
+        var clock = Stopwatch.StartNew();
+        var sequences = data.Select(d => s.Sequence(d.Example)).ToList();
+        var (logProbs, labels, mask) = ExpertOutputs.Teacher(s, sequences);
+        using var _ = logProbs;
+        using var __ = labels;
+        using var ___ = mask;
+        using var targets = ExpertOutputs.TargetLogProbs(logProbs, labels);
+        using var first = ExpertOutputs.FirstAnswerPosition(logProbs, sequences);
+        Func<Tensor, Tensor> loss = (objective, aggregation) switch
+        {
+            (FitObjective.Entropy, _) => w => EnsembleObjectives.Entropy(first, w, aggregation),
+            (_, EnsembleAggregation.Probabilities) => w => EnsembleObjectives.CrossEntropy(targets, mask, w),
+            _ => w => EnsembleObjectives.CrossEntropy(logProbs, labels.clamp_min(0), mask, w, aggregation),
+        };
+        return Fit([s.Count], loss, options, progress, clock, data.Count);
+    }
+
+    /// <summary>Merge coefficients: one row for all layers (task-wise) or one row per decoder layer (layer-wise).</summary>
+    public static FittedWeights Merge(ExpertSuite s, IReadOnlyList<LabelledExample> data, bool layerWise, FitObjective objective,
+        SimplexFitOptions? options = null, IProgress<SimplexFitStep>? progress = null)
+    {
+        var clock = Stopwatch.StartNew();
+        var sequences = data.Select(d => s.Sequence(d.Example)).ToList();
+        var (ids, mask, labels) = SequenceBatch.Build(sequences, s.PadId);
+        using var _ = ids;
+        using var __ = mask;
+        using var ___ = labels;
+        using var first = tensor(sequences.Select(q => (long)q.LossFrom - 1).ToArray());
+        int groups = layerWise ? s.Model.Config.NumHiddenLayers : 1;
+        Tensor Loss(Tensor w)
+        {
+            var logits = s.Model.forward(new DecoderInput(ids, mask, Mixing: new LayerWeights(w, ids.shape[0]))).Logits;
+            if (objective == FitObjective.CrossEntropy)
+                return nn.functional.cross_entropy(logits.reshape(-1, logits.shape[^1]), labels.reshape(-1), ignore_index: SequenceBatch.Ignore);
+            var logp = nn.functional.log_softmax(logits[arange(sequences.Count), first], -1);
+            return -(logp.exp() * logp).sum(-1).mean();
+        }
+        return Fit([groups, s.Count], Loss, options, progress, clock, data.Count);
+    }
+
+    static FittedWeights Fit(long[] shape, Func<Tensor, Tensor> loss, SimplexFitOptions? options, IProgress<SimplexFitStep>? progress,
+        Stopwatch clock, int examples)
+    {
+        double uniform;
+        using (no_grad())
+        using (NewDisposeScope())
+            uniform = loss(full(shape, 1.0 / shape[^1])).item<float>();
+        var fit = SimplexFit.Fit(shape, loss, options, progress);
+        return new FittedWeights(fit.Weights, fit.LossHistory, uniform, fit.FinalLoss, clock.Elapsed.TotalSeconds, examples);
+    }
+
+    /// <summary>Per-module weights: a module of decoder layer l uses row l (row 0 when there is one row), the same for every example.</summary>
+    sealed class LayerWeights(Tensor weights, long batch) : IMixingPolicy
+    {
+        public Tensor Weights(string module, Tensor x)
+        {
+            int row = weights.shape[0] == 1 ? 0 : ParameterResolver.LayerOf(module) ?? throw new InvalidOperationException($"{module}: not in a decoder layer, so it has no layer-wise weight");
+            return weights[row].unsqueeze(0).expand(batch, -1);
+        }
+    }
+}

@@ -1,0 +1,37 @@
+using System.Text.Json.Nodes;
+using Amalgam.Evaluation.Suites;
+using Amalgam.Predictors;
+using Amalgam.Study;
+
+namespace Amalgam.Strategies;
+
+/// <summary>
+/// One way of combining a suite's experts, ready to evaluate: how it answers each task (null: not scored on that
+/// task, e.g. the per-task expert oracle on held-out tasks), its cost counted from shapes and ranks, what it stores,
+/// what fitting it took, and the fitted values (weights, router, clusters) as details. Disposing it frees whatever
+/// it loaded (merged models, exclusive experts, routers).
+/// </summary>
+public sealed class Strategy : IDisposable
+{
+    public required string Name { get; init; }
+    /// <summary>One of <see cref="StrategyFamily"/>.</summary>
+    public required string Family { get; init; }
+    public string? Variant { get; init; }
+    public string Description { get; init; } = "";
+    /// <summary>False for references that are not one deployable system (the per-task expert oracle).</summary>
+    public bool Deployable { get; init; } = true;
+    public required Func<TaskDefinition, IPredictor?> PredictorFor { get; init; }
+    /// <summary>FLOPs per example under the study's cost model.</summary>
+    public required Func<CostModel, double> Flops { get; init; }
+    /// <summary>Parameters that must be stored and served (base included).</summary>
+    public required long StoredParameters { get; init; }
+    public double FitSeconds { get; init; }
+    public JsonObject? Details { get; init; }
+    public List<IDisposable> Owned { get; init; } = [];
+
+    public void Dispose()
+    {
+        foreach (var d in Owned) d.Dispose();
+        Owned.Clear();
+    }
+}
