@@ -27,6 +27,7 @@ public sealed class ArrowRouting : IMixingPolicy
         this.prototypes = prototypes;
         TopK = topK;
         Temperature = temperature;
+        using var scope = NewDisposeScope();
         selected = prototypes.Modules.ToDictionary(m => m.Key, m => (int)Math.Min(topK, m.Value.Adapts.sum().item<long>()));
     }
 

@@ -156,6 +156,7 @@ public sealed class LearnedRouter : IExampleRouter, IDisposable
             expected[BiasName(i)] = [widths[i + 1]];
         }
         var t = RouterFiles.ReadTensors(dir, expected);
+        using var scope = NewDisposeScope();
         if (!(t["std"] > 0).all().item<bool>())
         {
             foreach (var x in t.Values) x.Dispose();

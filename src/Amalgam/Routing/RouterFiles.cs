@@ -82,6 +82,7 @@ public static class RouterFiles
             }
             var extra = st.Tensors.Select(t => t.Name).FirstOrDefault(n => !expected.ContainsKey(n));
             if (extra is not null) throw new InvalidDataException($"{file}: unexpected tensor '{extra}'");
+            using var scope = NewDisposeScope();
             foreach (var (name, t) in loaded)
                 if (!t.isfinite().all().item<bool>()) throw new InvalidDataException($"{file}: tensor '{name}' holds a non-finite value");
         }
@@ -104,6 +105,7 @@ public static class RouterFiles
         for (int i = 0; i < labels.Count; i++)
             if (labels[i] < 0 || labels[i] >= expertNames.Count)
                 throw new ArgumentException($"labels[{i}] = {labels[i]}: expert index must be in [0, {expertNames.Count})");
+        using var scope = NewDisposeScope();
         if (!features.isfinite().all().item<bool>()) throw new ArgumentException("features: hold a non-finite value");
     }
 

@@ -2,6 +2,7 @@ using Amalgam.Experts;
 using Amalgam.Mixing;
 using Amalgam.Models;
 using Amalgam.Routing;
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace Amalgam.Tests.Routing;
@@ -137,6 +138,87 @@ public class ArrowTests
         var expected = tensor(c.Logits[2].SelectMany(r => r).ToArray(), [seq.Length, c.Logits[2][0].Length]);
         double diff = (logits - expected).abs().max().item<float>();
         Assert.True(diff <= 1e-4, $"max |Δlogit| = {diff}");
+        foreach (var e in experts) e.Dispose();
+    }
+
+    /// <summary>Arrow computed independently: prototypes from a float64 SVD of each dense s·B·A, weights per token in float64.</summary>
+    sealed class DenseArrowReference(IReadOnlyList<LoraAdapter> experts, int topK) : IMixingPolicy
+    {
+        public Tensor Weights(string module, Tensor x)
+        {
+            using var scope = NewDisposeScope();
+            var deltas = experts.Select(e => e.Deltas.GetValueOrDefault(module)).ToList();
+            var v = stack(deltas.Select(d => d is null ? zeros(new long[] { x.shape[2] }, ScalarType.Float64) : linalg.svd(d.Dense(ScalarType.Float64), fullMatrices: false).Vh[0]).ToArray());
+            var logits = x.to(ScalarType.Float64).matmul(v.T).abs();
+            var absent = tensor(deltas.Select(d => d is null).ToArray());
+            logits = logits.masked_fill(absent, double.NegativeInfinity);
+            int k = Math.Min(topK, deltas.Count(d => d is not null));
+            var kth = logits.topk(k, dim: -1).values.narrow(-1, k - 1, 1);
+            var weights = nn.functional.softmax(logits.masked_fill(logits < kth, double.NegativeInfinity), -1);
+            return weights.to(ScalarType.Float32).MoveToOuterDisposeScope();
+        }
+    }
+
+    [Fact]
+    public void Arrow_through_the_expert_library_matches_a_dense_float64_reference_on_the_golden_model()
+    {
+        using var model = CheckpointLoader.Load(TestData.Golden("llama_gqa"));
+        var experts = new[] { "llama_gqa.lora_qv", "llama_gqa.lora_all", "llama_gqa.lora_rslora" }.Select(a => LoraAdapter.Load(TestData.Golden(a), model)).ToList();
+        using var prototypes = ArrowPrototypes.Build(experts);
+        using var library = new ExpertLibrary(model, experts);
+        using var inference = inference_mode();
+        foreach (var seq in TestData.Case("llama_gqa").Sequences)
+        {
+            using var scope = NewDisposeScope();
+            var ids = tensor(seq).unsqueeze(0);
+            var arrow = model.forward(new DecoderInput(ids, Mixing: new ArrowRouting(prototypes, topK: 2))).Logits;
+            var reference = model.forward(new DecoderInput(ids, Mixing: new DenseArrowReference(experts, 2))).Logits;
+            var dense = model.forward(new DecoderInput(ids, Mixing: new FixedMixing(full(new long[] { 1, 3 }, 1f / 3)))).Logits;
+            double diff = (arrow - reference).abs().max().item<float>();
+            Assert.True(diff <= 1e-4, $"max |Δlogit| = {diff}");
+            Assert.True((arrow - dense).abs().max().item<float>() > 1e-3); // routing changes the output
+        }
+        foreach (var e in experts) e.Dispose();
+    }
+
+    [Fact]
+    public void Routing_leaves_no_live_tensors_behind()
+    {
+        static long Live() => DisposeScopeManager.Statistics.ThreadTotalLiveCount;
+        void Unchanged(string what, Action action)
+        {
+            long before = Live();
+            action();
+            Assert.True(before == Live(), $"{what}: {Live() - before} tensors left alive");
+        }
+        var experts = HandExperts();
+        using var prototypes = ArrowPrototypes.Build(experts);
+        var arrow = new ArrowRouting(prototypes);
+        using var x = randn(2, 3, 4);
+        using var p = tensor(new float[] { 0.2f, 0.5f, 0.3f }, [1, 3]);
+        var (train, _, _) = SyntheticClusters.Draw(0, experts: 2, trainPerExpert: 8, testPerExpert: 1);
+        arrow.Weights("m1", x).Dispose(); // warm-up
+        Unchanged("Arrow weights", () => { arrow.Weights("m1", x).Dispose(); arrow.Weights("m2", x).Dispose(); });
+        Unchanged("Arrow prototypes", () => ArrowPrototypes.Build(experts).Dispose());
+        Unchanged("Arrow routing", () => new ArrowRouting(prototypes, topK: 2));
+        Unchanged("selection", () => { RouteSelection.TopK(p, 2).Dispose(); RouteSelection.Argmax(p).Dispose(); });
+        Unchanged("learned router", () =>
+        {
+            var (router, _) = LearnedRouter.Train(train.Features, train.Labels, ["a", "b"], new() { Steps = 3 });
+            router.Probabilities(train.Features).Dispose();
+            router.Dispose();
+        });
+        Unchanged("centroid router", () =>
+        {
+            using var centroid = CentroidRouter.Build(train.Features, train.Labels, ["a", "b"]);
+            centroid.Probabilities(train.Features).Dispose();
+        });
+        using var dir = new TestData.TempDir();
+        using (var centroid = CentroidRouter.Build(train.Features, train.Labels, ["a", "b"])) centroid.Save(dir["c"]);
+        var (saved, _) = LearnedRouter.Train(train.Features, train.Labels, ["a", "b"], new() { Steps = 1 });
+        saved.Save(dir["l"]);
+        saved.Dispose();
+        Unchanged("loading", () => { ((IDisposable)RouterFiles.Load(dir["c"])).Dispose(); ((IDisposable)RouterFiles.Load(dir["l"])).Dispose(); });
         foreach (var e in experts) e.Dispose();
     }
 }

@@ -27,6 +27,17 @@ public class PromptFeaturesTests
     }
 
     [Fact]
+    public void Mean_pooling_leaves_no_live_tensors_behind()
+    {
+        using var model = CheckpointLoader.Load(TestData.Golden("llama_gqa"));
+        var prompts = TestData.Case("llama_gqa").Sequences.Select(s => (IReadOnlyList<long>)s).ToList();
+        PromptFeatures.MeanPooled(model, prompts, 0, 2).Dispose(); // warm-up
+        long before = TorchSharp.DisposeScopeManager.Statistics.ThreadTotalLiveCount;
+        PromptFeatures.MeanPooled(model, prompts, 0, 2).Dispose();
+        Assert.Equal(before, TorchSharp.DisposeScopeManager.Statistics.ThreadTotalLiveCount);
+    }
+
+    [Fact]
     public void An_empty_prompt_is_refused_by_index()
     {
         using var model = CheckpointLoader.Load(TestData.Golden("llama_gqa"));
