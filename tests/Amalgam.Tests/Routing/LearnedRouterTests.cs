@@ -13,7 +13,7 @@ public class LearnedRouterTests
         for (int seed = 0; seed < 5; seed++)
         {
             using var scope = NewDisposeScope();
-            var (train, test, _) = SyntheticClusters.Draw(seed);
+            var (train, test, _) = SyntheticClusters.Draw(seed, spread: 1.5);
             var (router, log) = LearnedRouter.Train(train.Features, train.Labels, SyntheticClusters.Names(4), Quick, seed);
             using var _r = router;
             double accuracy = SyntheticClusters.Accuracy(router.Probabilities(test.Features), test.Labels);
