@@ -1,0 +1,47 @@
+using Amalgam.Models;
+using static TorchSharp.torch;
+
+namespace Amalgam.Routing;
+
+/// <summary>Per-example features for routers, read from the base model.</summary>
+public static class PromptFeatures
+{
+    /// <summary>
+    /// The mean over each prompt's tokens of the final-norm hidden states, [N, hidden] float32 on the CPU. Prompts
+    /// run in left-padded batches of <paramref name="batchSize"/> with an attention mask, so a prompt's features do
+    /// not depend on its batch-mates (padding is neither attended to nor averaged).
+    /// </summary>
+    public static Tensor MeanPooled(CausalLM model, IReadOnlyList<IReadOnlyList<long>> prompts, long padId, int batchSize = 64)
+    {
+        if (batchSize <= 0) throw new ArgumentException($"batch size: must be positive, got {batchSize}");
+        for (int i = 0; i < prompts.Count; i++)
+            if (prompts[i].Count == 0) throw new ArgumentException($"prompt {i}: empty (mean pooling needs at least one token)");
+        var device = model.parameters().First().device;
+        using var inference = inference_mode();
+        using var scope = NewDisposeScope();
+        var parts = new List<Tensor>();
+        for (int start = 0; start < prompts.Count; start += batchSize)
+        {
+            using var batchScope = NewDisposeScope();
+            var batch = prompts.Skip(start).Take(batchSize).ToList();
+            int rows = batch.Count, width = batch.Max(p => p.Count);
+            var ids = new long[rows * width];
+            var mask = new long[rows * width];
+            Array.Fill(ids, padId);
+            for (int r = 0; r < rows; r++)
+                for (int i = 0; i < batch[r].Count; i++)
+                {
+                    int at = r * width + width - batch[r].Count + i;
+                    ids[at] = batch[r][i];
+                    mask[at] = 1;
+                }
+            var maskTensor = tensor(mask, [rows, width], device: device);
+            var hidden = model.HiddenStates(new DecoderInput(tensor(ids, [rows, width], device: device), maskTensor)).to(ScalarType.Float32);
+            var weights = maskTensor.to(ScalarType.Float32).unsqueeze(-1);
+            var mean = (hidden * weights).sum(1) / weights.sum(1);
+            parts.Add(mean.cpu().MoveToOuterDisposeScope());
+        }
+        var all = parts.Count == 0 ? zeros(new long[] { 0, model.Config.HiddenSize }) : cat(parts.ToArray(), 0);
+        return all.MoveToOuterDisposeScope();
+    }
+}
