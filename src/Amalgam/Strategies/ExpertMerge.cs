@@ -15,9 +15,13 @@ public static class ExpertMerge
 {
     /// <param name="method">a registered merge method, e.g. <c>linear</c>, <c>task_arithmetic</c>, <c>ties</c>, <c>dare_ties</c></param>
     /// <param name="parameters">global parameters (e.g. <c>lambda</c>, <c>density</c>)</param>
-    /// <param name="weights">one weight per expert, or null for the method's default</param>
+    /// <param name="basePath">the base checkpoint folder</param>
+    /// <param name="expertPaths">PEFT adapter folders</param>
+    /// <param name="weights">per expert one weight, or one per decoder layer (a mergekit gradient over depth; with as
+    /// many values as layers, layer i gets value i exactly); null for the method's default</param>
+    /// <param name="seed">random_seed of randomised methods (DARE)</param>
     public static CausalLM ToModel(string basePath, IReadOnlyList<string> expertPaths, string method,
-        IReadOnlyDictionary<string, object>? parameters = null, IReadOnlyList<double>? weights = null, long seed = 0)
+        IReadOnlyDictionary<string, object>? parameters = null, IReadOnlyList<IReadOnlyList<double>>? weights = null, long seed = 0)
     {
         if (weights is not null && weights.Count != expertPaths.Count)
             throw new ArgumentException($"{weights.Count} merge weights for {expertPaths.Count} experts");
@@ -36,7 +40,7 @@ public static class ExpertMerge
 
     /// <summary>The recipe (mergekit schema, <c>output: model</c>) that <see cref="ToModel"/> runs; also what a user can save and rerun.</summary>
     public static string Recipe(string basePath, IReadOnlyList<string> expertPaths, string method,
-        IReadOnlyDictionary<string, object>? parameters = null, IReadOnlyList<double>? weights = null, long seed = 0)
+        IReadOnlyDictionary<string, object>? parameters = null, IReadOnlyList<IReadOnlyList<double>>? weights = null, long seed = 0)
     {
         static string Quote(string s) => "\"" + s.Replace("\\", "\\\\").Replace("\"", "\\\"") + "\"";
         static string Value(object v) => v switch
@@ -53,7 +57,8 @@ public static class ExpertMerge
         for (int i = 0; i < expertPaths.Count; i++)
         {
             y.AppendLine($"  - model: {Quote(Path.GetFullPath(expertPaths[i]))}");
-            if (weights is not null) y.AppendLine($"    parameters: {{weight: {Value(weights[i])}}}");
+            if (weights is not null)
+                y.AppendLine($"    parameters: {{weight: {(weights[i].Count == 1 ? Value(weights[i][0]) : "[" + string.Join(", ", weights[i].Select(w => Value(w))) + "]")}}}");
         }
         if (parameters is { Count: > 0 })
         {

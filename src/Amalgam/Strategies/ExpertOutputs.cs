@@ -16,7 +16,8 @@ public static class ExpertOutputs
     /// </summary>
     public static (Tensor LogProbs, Tensor Labels, Tensor Mask) Teacher(ExpertSuite s, IReadOnlyList<TokenSequence> sequences)
     {
-        using var _ = inference_mode();
+        // no_grad, not inference_mode: the outputs feed a fit whose weights need gradients.
+        using var _ = no_grad();
         using var scope = NewDisposeScope();
         var (ids, mask, labels) = SequenceBatch.Build(sequences, s.PadId);
         var perExpert = Enumerable.Range(0, s.Count).Select(k =>

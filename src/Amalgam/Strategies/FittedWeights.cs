@@ -67,6 +67,33 @@ public static class WeightFitting
         return Fit([groups, s.Count], Loss, options, progress, clock, data.Count);
     }
 
+    /// <summary>
+    /// LoraHub-style composition for one task from a handful of examples: gradient-free bounded search
+    /// (<see cref="LoraHubSearch"/>, weights in [−1.5, 1.5], penalty L1·mean|w|) of the cross-entropy of the
+    /// mixture Σₖ wₖ·ΔWₖ. Unlike LoraHub, which mixes the A and B factors separately, the updates are mixed exactly.
+    /// </summary>
+    public static (FittedWeights Weights, LoraHubResult Search) LoraHub(ExpertSuite s, IReadOnlyList<Evaluation.Suites.Example> examples,
+        LoraHubOptions? options = null)
+    {
+        var clock = Stopwatch.StartNew();
+        var (ids, mask, labels) = SequenceBatch.Build(examples.Select(s.Sequence).ToList(), s.PadId);
+        using var _ = ids;
+        using var __ = mask;
+        using var ___ = labels;
+        double Loss(double[] w)
+        {
+            using var mode = inference_mode();
+            using var scope = NewDisposeScope();
+            var weights = tensor(w.Select(x => (float)x).ToArray()).unsqueeze(0).expand(ids.shape[0], -1);
+            var logits = s.Model.forward(new DecoderInput(ids, mask, Mixing: new FixedMixing(weights))).Logits;
+            return nn.functional.cross_entropy(logits.reshape(-1, logits.shape[^1]), labels.reshape(-1), ignore_index: SequenceBatch.Ignore).item<float>();
+        }
+        var search = LoraHubSearch.Minimize(Loss, s.Count, options);
+        double start = Loss(new double[s.Count]);
+        return (new FittedWeights([search.Weights], search.Trace.Select(t => t.PenalisedLoss).ToList(), start, search.Loss,
+            clock.Elapsed.TotalSeconds, examples.Count), search);
+    }
+
     static FittedWeights Fit(long[] shape, Func<Tensor, Tensor> loss, SimplexFitOptions? options, IProgress<SimplexFitStep>? progress,
         Stopwatch clock, int examples)
     {

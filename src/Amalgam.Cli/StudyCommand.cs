@@ -1,0 +1,60 @@
+using System.CommandLine;
+using System.Diagnostics;
+using Amalgam.Strategies;
+using Amalgam.Study;
+using Spectre.Console;
+
+namespace Amalgam.Cli;
+
+/// <summary><c>amalgam study</c>: the trade-off study — every way of combining the suite's experts, on quality and cost.</summary>
+public static class StudyCommand
+{
+    public static Command Create()
+    {
+        var suiteDir = new Option<string>("--suite") { Description = "Suite folder (suite.yaml).", DefaultValueFactory = _ => "suite" };
+        var outDir = new Option<string>("--out") { Description = "Output folder: results.json, report.md, frontier.png, per_task.png.", DefaultValueFactory = _ => "study-out" };
+        var strategies = new Option<string[]>("--strategies") { Description = "Strategy names or families (reference, ensemble, merge, route, select), comma-separated or repeated; default: all.", AllowMultipleArgumentsPerToken = true };
+        var seed = new Option<int>("--seed") { Description = "Seed of routers, k-means and DARE.", DefaultValueFactory = _ => 0 };
+        var quick = new Option<bool>("--quick") { Description = "A fast smoke run: 6 test examples per task and little fitting data (every strategy still runs)." };
+        var limit = new Option<int?>("--limit") { Description = "Score only the first N test examples of each task (default: all)." };
+        var command = new Command("study", "Compare ensembling, merging, routing and expert selection on a suite: scores, costs, Pareto frontier, recommendation.");
+        foreach (var o in new Option[] { suiteDir, outDir, strategies, seed, quick, limit }) command.Options.Add(o);
+        command.SetAction(CliErrors.Guard(parse =>
+        {
+            var names = (parse.GetValue(strategies) ?? []).SelectMany(s => s.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries)).ToList();
+            StudyCatalog.Select(names); // refuse unknown names before loading anything
+            string suite = parse.GetValue(suiteDir)!, output = parse.GetValue(outDir)!;
+            int s = parse.GetValue(seed);
+            var options = parse.GetValue(quick)
+                ? StudyOptions.Quick(suite, names, s)
+                : new StudyOptions(suite, names, Fitting: new StrategyOptions(Seed: s));
+            if (parse.GetValue(limit) is int n) options = options with { TestLimit = n };
+            var clock = Stopwatch.StartNew();
+            var results = StudyRunner.Run(options, new Progress(m => Console.Error.WriteLine($"[{clock.Elapsed:mm\\:ss}] {m}")));
+            StudyOutputs.Write(results, output);
+            PrintSummary(results, output);
+            return 0;
+        }));
+        return command;
+    }
+
+    static void PrintSummary(StudyResults results, string output)
+    {
+        if (Console.IsOutputRedirected) AnsiConsole.Profile.Width = 160;
+        var frontier = ParetoFrontier.Compute(results).Select(p => p.Name).ToHashSet();
+        var table = new Table().AddColumns("strategy", "family", "held-in (norm.)", "held-out", "rel. FLOPs", "tokens/s", "frontier");
+        foreach (var r in results.Strategies)
+            table.AddRow(Markup.Escape(r.Name), r.Family, StudyFormat.Score(r.HeldInNormalized), r.HeldOut is double h ? StudyFormat.Score(h) : "-",
+                StudyFormat.Flops(r.RelativeFlops), StudyFormat.TokensPerSecond(r.TokensPerSecond), frontier.Contains(r.Name) ? "*" : "");
+        table.Caption($"{results.Suite}: {results.Strategies.Count} strategies in {results.TotalSeconds:F0} s");
+        AnsiConsole.Write(table);
+        foreach (var pick in Recommendation.Compute(results))
+            Console.WriteLine($"{pick.Budget.Name}: {pick.Best?.Name ?? "(none)"}");
+        Console.WriteLine($"report: {Path.Combine(output, ReportWriter.FileName)}");
+    }
+
+    sealed class Progress(Action<string> report) : IProgress<string>
+    {
+        public void Report(string value) => report(value);
+    }
+}

@@ -1,0 +1,72 @@
+using System.Text.Json.Nodes;
+using Amalgam.Ensembling;
+using Amalgam.Fitting;
+using Amalgam.Predictors;
+using Amalgam.Study;
+using static TorchSharp.torch;
+
+namespace Amalgam.Strategies;
+
+/// <summary>Output ensembling of all K experts: every prompt runs as K rows, distributions combined at every step.</summary>
+public static class EnsembleStrategies
+{
+    public static Strategy Uniform(StrategyContext c, EnsembleAggregation aggregation = EnsembleAggregation.Probabilities) =>
+        Make(c, $"ensemble-uniform{Suffix(aggregation)}", StrategyVariant.Uniform, Enumerable.Repeat(1.0 / c.Suite.Count, c.Suite.Count).ToArray(),
+            aggregation, 0, $"all {c.Suite.Count} experts, equal weights, {Describe(aggregation)}", null);
+
+    /// <summary>Weights fitted on validation (simplex, Adam on softmax logits) for the chosen objective.</summary>
+    public static Strategy Fitted(StrategyContext c, FitObjective objective = FitObjective.CrossEntropy,
+        EnsembleAggregation aggregation = EnsembleAggregation.Probabilities)
+    {
+        var data = c.Suite.Labelled(c.Options.FitExamplesPerTask);
+        var fit = WeightFitting.Ensemble(c.Suite, data, objective, aggregation,
+            new SimplexFitOptions(Steps: c.Options.FitSteps * 4, LearningRate: c.Options.FitLearningRate, Seed: c.Options.Seed));
+        string tag = objective == FitObjective.Entropy ? "-entropy" : "";
+        return Make(c, $"ensemble-fitted{tag}{Suffix(aggregation)}", StrategyVariant.Fitted, fit.Vector, aggregation, fit.Seconds,
+            $"all {c.Suite.Count} experts, weights fitted on validation ({ObjectiveName(objective)}), {Describe(aggregation)}",
+            FitDetails(c, fit, objective));
+    }
+
+    static Strategy Make(StrategyContext c, string name, string variant, double[] weights, EnsembleAggregation aggregation, double fitSeconds,
+        string description, JsonObject? details)
+    {
+        var w = tensor(weights.Select(x => (float)x).ToArray());
+        var predictor = EnsemblePredictor.Weighted(c.Suite.Model, w, aggregation);
+        w.Dispose();
+        details ??= new JsonObject();
+        details["weights"] = Weights(c, weights);
+        details["aggregation"] = aggregation.ToString();
+        return new Strategy
+        {
+            Name = name,
+            Family = StrategyFamily.Ensemble,
+            Variant = variant,
+            Description = description,
+            PredictorFor = _ => predictor,
+            Flops = m => m.Ensemble(c.Suite.Count),
+            StoredParameters = Costs.Base(c.Suite) + Costs.Experts(c.Suite),
+            FitSeconds = fitSeconds,
+            Details = details,
+        };
+    }
+
+    internal static JsonObject Weights(StrategyContext c, IReadOnlyList<double> weights)
+    {
+        var o = new JsonObject();
+        for (int k = 0; k < weights.Count; k++) o[c.Suite.Names[k]] = Math.Round(weights[k], 6);
+        return o;
+    }
+
+    internal static JsonObject FitDetails(StrategyContext c, FittedWeights fit, FitObjective objective) => new()
+    {
+        ["objective"] = ObjectiveName(objective),
+        ["examples"] = fit.Examples,
+        ["steps"] = fit.LossHistory.Count,
+        ["uniform_loss"] = Math.Round(fit.UniformLoss, 6),
+        ["fitted_loss"] = Math.Round(fit.FinalLoss, 6),
+    };
+
+    internal static string ObjectiveName(FitObjective o) => o == FitObjective.Entropy ? "entropy" : "cross_entropy";
+    static string Suffix(EnsembleAggregation a) => a == EnsembleAggregation.LogProbabilities ? "-logprob" : "";
+    static string Describe(EnsembleAggregation a) => a == EnsembleAggregation.Probabilities ? "probabilities averaged" : "log-probabilities averaged";
+}

@@ -1,0 +1,33 @@
+using Amalgam.Predictors;
+using Amalgam.Study;
+using static TorchSharp.torch;
+
+namespace Amalgam.Strategies;
+
+/// <summary>The references every strategy is read against: the base model alone, and each expert on its own task.</summary>
+public static class ReferenceStrategies
+{
+    public static Strategy Base(StrategyContext c) => new()
+    {
+        Name = "base",
+        Family = StrategyFamily.Reference,
+        Description = "the base model alone, no expert",
+        PredictorFor = _ => new ModelPredictor(c.Suite.Model),
+        Flops = m => m.Base(),
+        StoredParameters = Costs.Base(c.Suite),
+    };
+
+    /// <summary>Oracle routing: the true task's expert (held-out tasks have none and are not scored). The upper bound.</summary>
+    public static Strategy ExpertOracle(StrategyContext c) => new()
+    {
+        Name = "expert-oracle",
+        Family = StrategyFamily.Reference,
+        Description = "each held-in task answered by its own expert (oracle routing; the upper bound); held-out tasks have no expert",
+        Deployable = false,
+        PredictorFor = t => c.Suite.ExpertOf(t) is var k and >= 0
+            ? MixturePredictor.Fixed(c.Suite.Model, nn.functional.one_hot(tensor((long)k), c.Suite.Count).to(ScalarType.Float32))
+            : null,
+        Flops = m => m.Loras(1),
+        StoredParameters = Costs.Base(c.Suite) + Costs.Experts(c.Suite),
+    };
+}

@@ -1,0 +1,167 @@
+using System.Text.Json.Nodes;
+using Amalgam.Predictors;
+using Amalgam.Routing;
+using Amalgam.Selection;
+using Amalgam.Study;
+using static TorchSharp.torch;
+
+namespace Amalgam.Strategies;
+
+/// <summary>What experts are clustered on.</summary>
+public enum ClusterFeatures
+{
+    /// <summary>Model-based clustering: each expert's top-magnitude ΔW sketch, reduced by SVD (cosine).</summary>
+    Mbc,
+    /// <summary>Each expert's Arrow prototypes, concatenated over modules.</summary>
+    Arrow,
+    /// <summary>The mean base-model prompt state of each expert's task (the centroid router's centroids).</summary>
+    Centroids,
+}
+
+/// <summary>
+/// Expert selection: serve fewer (merged) experts. Clusters of similar experts are merged (uniform mean of their
+/// updates) and routed among; the greedy soup keeps the experts whose addition does not lower the merged model's
+/// validation score; the greedy routing subset is the smallest set whose routed validation score stays within a
+/// tolerance of the full library's.
+/// </summary>
+public static class SelectionStrategies
+{
+    public static Strategy Clusters(StrategyContext c, int k, ClusterFeatures features = ClusterFeatures.Mbc)
+    {
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        int experts = c.Suite.Count;
+        if (k < 1 || k > experts) throw new ArgumentException($"clusters: k = {k} must be between 1 and the number of experts ({experts})");
+        var points = features switch
+        {
+            ClusterFeatures.Mbc => ExpertFeatures.Mbc(c.Suite.Experts),
+            ClusterFeatures.Arrow => ExpertFeatures.FromRows(cat(c.Prototypes.Modules.OrderBy(p => p.Key, StringComparer.Ordinal).Select(p => p.Value.Vectors).ToArray(), 1)),
+            _ => ExpertFeatures.FromRows(c.Centroid.Centroids),
+        };
+        var km = KMeans.Fit(points, k, c.Options.Seed, KMeansDistance.Cosine);
+        var members = km.Members();
+        var router = c.Learned;
+        double seconds = clock.Elapsed.TotalSeconds + c.LearnedRouterSeconds;
+        // M [K, k]: expert → its cluster; a routed row gets 1/|cluster| on each member (the cluster's uniform merge).
+        var membership = zeros(new long[] { experts, k });
+        for (int e = 0; e < experts; e++) membership[e, km.Assignments[e]] = 1.0f;
+        var perCluster = (membership / membership.sum(0, keepdim: true)).t().contiguous().DetachFromDisposeScope();  // [k, K]
+        membership = membership.DetachFromDisposeScope();
+        Tensor Weights(IReadOnlyList<IReadOnlyList<long>> prompts)
+        {
+            using var scope = NewDisposeScope();
+            var probs = router.Probabilities(c.Features(prompts));
+            var cluster = probs.matmul(membership).argmax(-1);   // the cluster with the most routed probability
+            return perCluster.index_select(0, cluster).MoveToOuterDisposeScope();
+        }
+        double meanSize = members.Sum(m => (double)m.Length * m.Length) / experts; // an expert's cluster size, tasks equally likely
+        var predictor = new MixturePredictor(c.Suite.Model, Weights);
+        return new Strategy
+        {
+            Name = $"select-clusters-k{k}{(features == ClusterFeatures.Mbc ? "" : "-" + features.ToString().ToLowerInvariant())}",
+            Family = StrategyFamily.Select,
+            Variant = StrategyVariant.Cluster,
+            Description = $"k-means (k = {k}, k-means++, cosine) on {Describe(features)}; each cluster's uniform merge, routed by the learned router's summed probabilities (top-1 cluster)",
+            PredictorFor = _ => predictor,
+            Flops = m => m.PromptFeatures() + m.RouterMlp(c.RouterSizes) + m.Tokens * (m.ForwardPerToken + meanSize * m.LoraPerToken),
+            StoredParameters = Costs.Base(c.Suite) + Costs.Experts(c.Suite) + Costs.Mlp(c.RouterSizes),
+            FitSeconds = seconds,
+            Details = new JsonObject
+            {
+                ["features"] = features.ToString().ToLowerInvariant(),
+                ["clusters"] = new JsonArray(members.Select(m => (JsonNode)new JsonArray(m.Select(e => (JsonNode)c.Suite.Names[e]).ToArray())).ToArray()),
+                ["inertia"] = Math.Round(km.Inertia, 6),
+            },
+            Owned = [perCluster, membership],
+        };
+    }
+
+    /// <summary>The greedy soup: experts sorted by their own validation score, each kept if the uniform merge does not drop.</summary>
+    public static Strategy GreedySoup(StrategyContext c)
+    {
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        var individual = PerExpertScores(c);
+        var soup = Selection.GreedySoup.Select(individual, set =>
+        {
+            using var w = zeros(c.Suite.Count);
+            foreach (var k in set) w[k] = 1.0f / set.Count;
+            return c.ValidationScore(MixturePredictor.Fixed(c.Suite.Model, w));
+        });
+        double seconds = clock.Elapsed.TotalSeconds;
+        var details = new JsonObject
+        {
+            ["chosen"] = new JsonArray(soup.Chosen.Select(k => (JsonNode)c.Suite.Names[k]).ToArray()),
+            ["validation_score"] = Math.Round(soup.Score, 6),
+            ["trace"] = new JsonArray(soup.Trace.Select(t => (JsonNode)new JsonObject
+            {
+                ["expert"] = c.Suite.Names[t.Candidate], ["individual"] = Math.Round(t.IndividualScore, 6),
+                ["score_with"] = Math.Round(t.ScoreWith, 6), ["accepted"] = t.Accepted,
+            }).ToArray()),
+        };
+        return MergeStrategies.Merge(c, "select-greedy-soup", StrategyVariant.Greedy, "linear", null, null,
+            $"greedy soup: {soup.Chosen.Count} of {c.Suite.Count} experts merged (uniform mean), each kept only if the validation score did not drop",
+            seconds, details, soup.Chosen, StrategyFamily.Select);
+    }
+
+    /// <summary>The smallest greedy set of experts whose learned-router top-1 validation score is within the tolerance of all K.</summary>
+    public static Strategy GreedyRouting(StrategyContext c, double? tolerance = null)
+    {
+        double tol = tolerance ?? c.Options.RoutingTolerance;
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        var router = c.Learned;
+        var set = c.SelectionSet;
+        double[,] probs;
+        using (var features = c.Features(set.Select(d => c.Suite.PromptIds(d.Example)).ToList()))
+        using (var p = router.Probabilities(features))
+        {
+            var flat = p.data<float>().ToArray();
+            probs = new double[set.Count, c.Suite.Count];
+            for (int n = 0; n < set.Count; n++) for (int k = 0; k < c.Suite.Count; k++) probs[n, k] = flat[n * c.Suite.Count + k];
+        }
+        var result = GreedyRoutingSubset.Select(c.Suite.Count, GreedyRoutingSubset.RoutedTop1Score(c.Correct, probs), tol);
+        double seconds = clock.Elapsed.TotalSeconds + c.LearnedRouterSeconds + c.CorrectnessSeconds;
+        var mask = zeros(c.Suite.Count);
+        foreach (var k in result.Chosen) mask[k] = 1.0f;
+        mask = mask.DetachFromDisposeScope();
+        var predictor = new MixturePredictor(c.Suite.Model, prompts =>
+        {
+            using var scope = NewDisposeScope();
+            using var features = c.Features(prompts);
+            return RouteSelection.Argmax(router.Probabilities(features) * mask).MoveToOuterDisposeScope();
+        });
+        return new Strategy
+        {
+            Name = "select-greedy-routing",
+            Family = StrategyFamily.Select,
+            Variant = StrategyVariant.Greedy,
+            Description = $"learned router (top-1) restricted to {result.Chosen.Count} of {c.Suite.Count} experts: the smallest greedy set within {tol} of the full library's validation score",
+            PredictorFor = _ => predictor,
+            Flops = m => m.LearnedRouter(1, c.RouterSizes),
+            StoredParameters = Costs.Base(c.Suite) + Costs.Experts(c.Suite, result.Chosen) + Costs.Mlp(c.RouterSizes),
+            FitSeconds = seconds,
+            Details = new JsonObject
+            {
+                ["chosen"] = new JsonArray(result.Chosen.Select(k => (JsonNode)c.Suite.Names[k]).ToArray()),
+                ["validation_score"] = Math.Round(result.Score, 6),
+                ["full_library_score"] = Math.Round(result.FullScore, 6),
+                ["tolerance"] = tol,
+            },
+            Owned = [mask],
+        };
+    }
+
+    /// <summary>Each expert's mean exact match over the held-in tasks of the selection set.</summary>
+    static double[] PerExpertScores(StrategyContext c)
+    {
+        var correct = c.Correct;
+        var set = c.SelectionSet;
+        return Enumerable.Range(0, c.Suite.Count).Select(k => set.Select((d, n) => (d.Expert, Score: correct[n, k]))
+            .GroupBy(x => x.Expert).Average(g => g.Average(x => x.Score))).ToArray();
+    }
+
+    static string Describe(ClusterFeatures f) => f switch
+    {
+        ClusterFeatures.Mbc => "the experts' top-20 % ΔW sketches reduced by SVD (MBC)",
+        ClusterFeatures.Arrow => "the experts' Arrow prototypes",
+        _ => "the experts' task centroids of base prompt states",
+    };
+}

@@ -1,0 +1,49 @@
+using Amalgam.Ensembling;
+using Amalgam.Strategies;
+
+namespace Amalgam.Study;
+
+/// <summary>Every strategy the study compares, by name and family, built on demand (in this order).</summary>
+public static class StudyCatalog
+{
+    public sealed record Entry(string Name, string Family, Func<StrategyContext, Strategy> Build);
+
+    public static IReadOnlyList<Entry> All { get; } =
+    [
+        new("base", StrategyFamily.Reference, ReferenceStrategies.Base),
+        new("expert-oracle", StrategyFamily.Reference, ReferenceStrategies.ExpertOracle),
+        new("ensemble-uniform", StrategyFamily.Ensemble, c => EnsembleStrategies.Uniform(c)),
+        new("ensemble-fitted", StrategyFamily.Ensemble, c => EnsembleStrategies.Fitted(c)),
+        new("merge-uniform", StrategyFamily.Merge, MergeStrategies.Uniform),
+        new("merge-task-arithmetic", StrategyFamily.Merge, MergeStrategies.TaskArithmetic),
+        new("merge-ties", StrategyFamily.Merge, MergeStrategies.Ties),
+        new("merge-dare-ties", StrategyFamily.Merge, MergeStrategies.DareTies),
+        new("merge-fitted-task-wise", StrategyFamily.Merge, c => MergeStrategies.Fitted(c, layerWise: false)),
+        new("merge-fitted-layer-wise", StrategyFamily.Merge, c => MergeStrategies.Fitted(c, layerWise: true)),
+        new("merge-lorahub", StrategyFamily.Merge, c => MergeStrategies.LoraHub(c)),
+        new("route-learned-top1", StrategyFamily.Route, c => RoutingStrategies.Learned(c, 1, RouteAggregation.Parameters)),
+        new("route-learned-top2-params", StrategyFamily.Route, c => RoutingStrategies.Learned(c, 2, RouteAggregation.Parameters)),
+        new("route-learned-top2-outputs", StrategyFamily.Route, c => RoutingStrategies.Learned(c, 2, RouteAggregation.Outputs)),
+        new("route-centroid-top1", StrategyFamily.Route, c => RoutingStrategies.Centroid(c, 1, RouteAggregation.Parameters)),
+        new("route-centroid-top2-params", StrategyFamily.Route, c => RoutingStrategies.Centroid(c, 2, RouteAggregation.Parameters)),
+        new("route-centroid-top2-outputs", StrategyFamily.Route, c => RoutingStrategies.Centroid(c, 2, RouteAggregation.Outputs)),
+        new("route-arrow-top1", StrategyFamily.Route, c => RoutingStrategies.Arrow(c, 1)),
+        new("route-arrow-top2", StrategyFamily.Route, c => RoutingStrategies.Arrow(c, 2)),
+        new("twin-merging", StrategyFamily.Route, c => RoutingStrategies.Twin(c, groupWise: false)),
+        new("twin-merging-groupwise", StrategyFamily.Route, c => RoutingStrategies.Twin(c, groupWise: true)),
+        new("select-clusters-k2", StrategyFamily.Select, c => SelectionStrategies.Clusters(c, 2)),
+        new("select-clusters-k4", StrategyFamily.Select, c => SelectionStrategies.Clusters(c, 4)),
+        new("select-clusters-k6", StrategyFamily.Select, c => SelectionStrategies.Clusters(c, 6)),
+        new("select-greedy-soup", StrategyFamily.Select, SelectionStrategies.GreedySoup),
+        new("select-greedy-routing", StrategyFamily.Select, c => SelectionStrategies.GreedyRouting(c)),
+    ];
+
+    /// <summary>The entries whose name or family is listed (all when the list is empty); unknown names are refused.</summary>
+    public static IReadOnlyList<Entry> Select(IReadOnlyCollection<string> namesOrFamilies)
+    {
+        if (namesOrFamilies.Count == 0) return All;
+        foreach (var n in namesOrFamilies.Where(n => !All.Any(e => e.Name == n || e.Family == n)))
+            throw new ArgumentException($"--strategies: unknown strategy or family '{n}' (families: {string.Join(", ", StrategyFamily.All)}; strategies: {string.Join(", ", All.Select(e => e.Name))})");
+        return All.Where(e => namesOrFamilies.Contains(e.Name) || namesOrFamilies.Contains(e.Family)).ToList();
+    }
+}
