@@ -131,4 +131,43 @@ public class ExpertLibraryTests
         Assert.True(grad.abs().min().item<float>() > 0);
         foreach (var a in adapters) a.Dispose();
     }
+
+    /// <summary>Top-1 per row and per module: module m of row r uses expert (r + m's index) mod K.</summary>
+    sealed class PerModuleTopOne(IReadOnlyList<string> modules, int rows, int experts) : IMixingPolicy
+    {
+        readonly Dictionary<string, Tensor> weights = modules.Select((m, i) => (m, nn.functional.one_hot(
+            tensor(Enumerable.Range(0, rows).Select(r => (long)((r + i) % experts)).ToArray()), experts).to(ScalarType.Float32))).ToDictionary();
+        public int Expert(string module, int row) => (row + modules.ToList().IndexOf(module)) % experts;
+        public Tensor Weights(string module, Tensor x) => weights[module];
+    }
+
+    [Fact]
+    public void Fused_qkv_and_gate_up_mixing_with_different_weights_per_module_equals_attaching_each_rows_experts()
+    {
+        var (model, adapters) = Load();
+        using var _ = model;
+        var experts = Enumerable.Repeat(adapters, 3).SelectMany(a => a).ToList();   // a top-1 row keeps ≤ ¼ of the rank
+        var sequences = TestData.Case("llama_gqa").Sequences;
+        var (ids, mask, width) = LeftPadded(sequences);
+        using var inference = inference_mode();
+        using var scope = NewDisposeScope();
+        var policy = new PerModuleTopOne(model.Linears.Keys.ToList(), sequences.Length, experts.Count);
+        Tensor logits;
+        using (var library = new ExpertLibrary(model, experts))
+            logits = model.forward(new DecoderInput(ids, mask, Mixing: policy)).Logits;
+        for (int r = 0; r < sequences.Length; r++)
+        {
+            // Reference: row r alone, each module with its own expert's delta attached.
+            var attached = model.Linears.Keys
+                .Select(m => (m, experts[policy.Expert(m, r)].Deltas.GetValueOrDefault(m)))
+                .Where(p => p.Item2 is not null).ToList();
+            foreach (var (m, d) in attached) model.Linears[m].Attach(d!);
+            using var expected = model.Logits(sequences[r]);
+            foreach (var (m, d) in attached) model.Linears[m].Detach(d!);
+            var real = logits[r].narrow(0, width - sequences[r].Length, sequences[r].Length);
+            double diff = (real - expected).abs().max().item<float>();
+            Assert.True(diff <= 1e-4, $"row {r}: max |Δlogit| = {diff}");
+        }
+        foreach (var a in adapters) a.Dispose();
+    }
 }
