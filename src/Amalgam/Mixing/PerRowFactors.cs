@@ -22,10 +22,6 @@ internal sealed class PerRowFactors : IDisposable
 
     private readonly Tensor? aT, bT;
     private readonly long outFeatures;
-    // The concatenated A′ᵀ of a group of layers that read the same input (see StackedFactors.AddTo for several
-    // layers), cached on the group's first member with the members it was built from.
-    private PerRowFactors[]? groupParts;
-    private Tensor? groupAT;
 
     private PerRowFactors(Tensor? aT, Tensor? bT, long outFeatures)
     {
@@ -36,23 +32,6 @@ internal sealed class PerRowFactors : IDisposable
 
     /// <summary>No row weighs any expert present on this layer: the mixture is zero.</summary>
     public bool IsEmpty => aT is null;
-
-    /// <summary>r′, the widest row's rank (0 when empty).</summary>
-    public long Width => aT?.shape[2] ?? 0;
-
-    /// <summary>B′ᵀ [batch, r′, out]; null when empty.</summary>
-    public Tensor? BT => bT;
-
-    /// <summary>[A′ᵀ of every non-empty part] concatenated along the rank: one x·A′ᵀ product for the group.</summary>
-    public Tensor GroupedAT(PerRowFactors[] parts)
-    {
-        if (groupParts is not null && groupParts.SequenceEqual(parts)) return groupAT!;
-        groupAT?.Dispose();
-        using (var scope = NewDisposeScope())
-            groupAT = cat(parts.Where(p => !p.IsEmpty).Select(p => p.aT!).ToArray(), 2).DetachFromDisposeScope();
-        groupParts = parts;
-        return groupAT;
-    }
 
     /// <summary>
     /// Null (use another path) unless the widest row keeps at most 1/<see cref="MinRankSaving"/> of the total rank
@@ -109,7 +88,5 @@ internal sealed class PerRowFactors : IDisposable
     {
         aT?.Dispose();
         bT?.Dispose();
-        groupAT?.Dispose();
-        groupParts = null;
     }
 }

@@ -131,55 +131,16 @@ public sealed class StackedFactors : IDisposable
     /// </summary>
     public Tensor AddTo(Tensor y, Tensor x, Tensor weights)
     {
+        Check(x, weights);
         using var scope = NewDisposeScope();
         Tensor result;
-        if (FastPath(x, weights) is { } f)
-            result = f.AddTo(y, x);
-        else if (PrefersSparse && weights.count_nonzero().item<long>() * 2 < weights.numel())
+        if (PrefersSparse && weights.count_nonzero().item<long>() * 2 < weights.numel())
             result = y + Sparse(x, weights).to(y.dtype);
+        else if (PerRow(weights, x.shape[0]) is { } f)
+            result = f.AddTo(y, x);
         else
             result = y + Dense(x, weights).to(y.dtype);
         return result.MoveToOuterDisposeScope();
-    }
-
-    /// <summary>
-    /// yᵢ + layer i's mixture for several layers that read the same x (q/k/v, gate/up), each with its own weights
-    /// (a router may weigh every module differently). When every layer takes the per-row path, their x·A′ᵀ
-    /// products are one batched product over the concatenated factors, split along the rank; otherwise each
-    /// layer goes through <see cref="AddTo(Tensor, Tensor, Tensor)"/>. Equal to the layers one by one.
-    /// </summary>
-    public static Tensor[] AddTo(IReadOnlyList<StackedFactors> layers, IReadOnlyList<Tensor> ys, Tensor x, IReadOnlyList<Tensor> weights)
-    {
-        if (layers.Count != ys.Count || layers.Count != weights.Count) throw new ArgumentException("one output and one weights tensor per layer");
-        var parts = new PerRowFactors[layers.Count];
-        bool fused = x.dtype == ScalarType.Float32;
-        for (int i = 0; i < layers.Count && fused; i++)
-        {
-            var f = ys[i].dtype == ScalarType.Float32 ? layers[i].FastPath(x, weights[i]) : null;
-            fused = f is not null;
-            if (f is not null) parts[i] = f;
-        }
-        if (!fused) return layers.Select((l, i) => l.AddTo(ys[i], x, weights[i])).ToArray();
-        using var scope = NewDisposeScope();
-        var h = parts.Any(p => !p.IsEmpty) ? bmm(x, parts[0].GroupedAT(parts)) : null;  // [b, t, Σ r′]
-        var results = new Tensor[parts.Length];
-        long offset = 0;
-        for (int i = 0; i < parts.Length; i++)
-        {
-            if (parts[i].IsEmpty) { results[i] = ys[i].alias().MoveToOuterDisposeScope(); continue; }
-            // y + h·B′ᵀ (TorchSharp 0.107's baddbmm operand order, see PerRowFactors.AddTo).
-            results[i] = h!.narrow(-1, offset, parts[i].Width).baddbmm(parts[i].BT!, ys[i]).MoveToOuterDisposeScope();
-            offset += parts[i].Width;
-        }
-        return results;
-    }
-
-    // The per-row compacted factors when they are the path to take for these weights, else null.
-    PerRowFactors? FastPath(Tensor x, Tensor weights)
-    {
-        Check(x, weights);
-        if (PrefersSparse && weights.dim() == 2 && weights.count_nonzero().item<long>() * 2 < weights.numel()) return null;
-        return PerRow(weights, x.shape[0]);
     }
 
     /// <summary>Per expert, only the (example or token) rows with a non-zero weight for it.</summary>

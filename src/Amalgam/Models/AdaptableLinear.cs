@@ -61,32 +61,10 @@ public sealed class AdaptableLinear : nn.Module<Tensor, Tensor>
     public override Tensor forward(Tensor x)
     {
         using var scope = NewDisposeScope();
-        var y = Unmixed(x);
+        var y = nn.functional.linear(x, weight, bias);
+        foreach (var delta in deltas) y = y + delta.Apply(x, y.dtype);
         // The library picks the path (per-row compacted, dense or per-expert; see StackedFactors.AddTo).
         if (Mixture is { } mixture && Policy is { } policy) y = mixture.AddTo(y, x, policy.Weights(ModulePath, x));
         return y.MoveToOuterDisposeScope();
-    }
-
-    // W·x + b plus the attached deltas.
-    Tensor Unmixed(Tensor x)
-    {
-        var y = nn.functional.linear(x, weight, bias);
-        foreach (var delta in deltas) y = y + delta.Apply(x, y.dtype);
-        return y;
-    }
-
-    /// <summary>
-    /// The outputs of several layers that read the same input (q/k/v, gate/up). With a mixing policy active on
-    /// all of them, each still gets its own weights (the policy is asked once per module), and their low-rank
-    /// input products are computed as one (<see cref="StackedFactors.AddTo(IReadOnlyList{StackedFactors}, IReadOnlyList{Tensor}, Tensor, IReadOnlyList{Tensor})"/>);
-    /// otherwise this is each layer's forward.
-    /// </summary>
-    public static Tensor[] Forward(Tensor x, params AdaptableLinear[] layers)
-    {
-        if (layers.Any(l => l.Mixture is null || l.Policy is null)) return layers.Select(l => l.forward(x)).ToArray();
-        using var scope = NewDisposeScope();
-        var ys = layers.Select(l => l.Unmixed(x)).ToArray();
-        var weights = layers.Select(l => l.Policy!.Weights(l.ModulePath, x)).ToArray();
-        return StackedFactors.AddTo(layers.Select(l => l.Mixture!).ToArray(), ys, x, weights).Select(y => y.MoveToOuterDisposeScope()).ToArray();
     }
 }

@@ -32,10 +32,9 @@ public sealed class Attention : nn.Module
     {
         using var scope = NewDisposeScope();
         long b = x.shape[0], t = x.shape[1];
-        var qkv = AdaptableLinear.Forward(x, q_proj, k_proj, v_proj);   // one low-rank input product when mixing
-        var q = qkv[0].view(b, t, heads, headDim).transpose(1, 2);
-        var k = qkv[1].view(b, t, kvHeads, headDim).transpose(1, 2);
-        var v = qkv[2].view(b, t, kvHeads, headDim).transpose(1, 2);
+        var q = q_proj.forward(x).view(b, t, heads, headDim).transpose(1, 2);
+        var k = k_proj.forward(x).view(b, t, kvHeads, headDim).transpose(1, 2);
+        var v = v_proj.forward(x).view(b, t, kvHeads, headDim).transpose(1, 2);
         q = RotaryEmbedding.Apply(q, ctx.Cos, ctx.Sin);
         k = RotaryEmbedding.Apply(k, ctx.Cos, ctx.Sin);
         if (ctx.Cache is { } cache) (k, v) = cache.Append(layer, k, v);

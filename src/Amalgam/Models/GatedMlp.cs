@@ -21,8 +21,7 @@ public sealed class GatedMlp : nn.Module<Tensor, Tensor>
     public override Tensor forward(Tensor x)
     {
         using var scope = NewDisposeScope();
-        var gateUp = AdaptableLinear.Forward(x, gate_proj, up_proj);   // one low-rank input product when mixing
-        var h = nn.functional.silu(gateUp[0]) * gateUp[1];
+        var h = nn.functional.silu(gate_proj.forward(x)) * up_proj.forward(x);
         return down_proj.forward(h).MoveToOuterDisposeScope();
     }
 }

@@ -142,7 +142,7 @@ public class ExpertLibraryTests
     }
 
     [Fact]
-    public void Fused_qkv_and_gate_up_mixing_with_different_weights_per_module_equals_attaching_each_rows_experts()
+    public void Per_row_mixing_with_different_weights_per_module_equals_attaching_each_rows_experts()
     {
         var (model, adapters) = Load();
         using var _ = model;

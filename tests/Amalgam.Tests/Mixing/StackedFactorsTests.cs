@@ -153,44 +153,6 @@ public class StackedFactorsTests
     }
 
     [Fact]
-    public void Layers_sharing_an_input_mix_in_one_product_and_equal_each_layer_alone_with_its_own_weights()
-    {
-        using var scope = NewDisposeScope();
-        var g = new Generator(13);
-        long[] outs = [10, 6, 6];   // q, k, v of a grouped-query layer
-        var layers = outs.Select(o => Enumerable.Range(0, 8).Select(k => (LowRankDelta?)(k == 5 && o == 6 ? null
-            : new LowRankDelta(randn(2, In, generator: g), randn(o, 2, generator: g), 1.0 + k))).ToList()).ToList();
-        var stacks = layers.Select((l, i) => new StackedFactors(l, In, outs[i])).ToList();
-        var x = randn(new long[] { Batch, Positions, In }, generator: g);
-        var ys = outs.Select(o => randn(new long[] { Batch, Positions, o }, generator: g)).ToList();
-        Tensor OneHot(params long[] experts) => nn.functional.one_hot(tensor(experts), 8).to(ScalarType.Float32);
-        var cases = new[]
-        {
-            // Every layer its own top-1 experts (all fused; expert 5 is absent from k and v, so v mixes nothing).
-            new[] { OneHot(0, 1, 2, 3, 4), OneHot(4, 3, 2, 1, 0), OneHot(5, 5, 5, 5, 5) },
-            // One layer per token: that layer alone takes the dense path, the others their own.
-            new[] { OneHot(7, 6, 5, 4, 3), TopTwo(rand(new long[] { Batch, Positions, 8 }, generator: g)), OneHot(1, 1, 2, 2, 3) },
-        };
-        foreach (var weights in cases)
-            for (int repeat = 0; repeat < 2; repeat++) // again with the cached concatenation
-            {
-                var fused = StackedFactors.AddTo(stacks, ys, x, weights);
-                for (int i = 0; i < 3; i++)
-                {
-                    var expected = zeros(new long[] { Batch, Positions, outs[i] }, ScalarType.Float64);
-                    var w = (weights[i].dim() == 2 ? weights[i].unsqueeze(1) : weights[i]).to(ScalarType.Float64);
-                    for (int k = 0; k < 8; k++)
-                        if (layers[i][k] is { } d)
-                            expected += nn.functional.linear(x.to(ScalarType.Float64), d.Dense(ScalarType.Float64)) * w.select(-1, k).unsqueeze(-1);
-                    double diff = (fused[i].to(ScalarType.Float64) - ys[i] - expected).abs().max().item<double>();
-                    Assert.True(diff < 1e-4, $"layer {i}: max |Δ| = {diff}");
-                    Assert.True((fused[i] - stacks[i].AddTo(ys[i], x, weights[i])).abs().max().item<float>() < 1e-5);
-                }
-            }
-        foreach (var s in stacks) s.Dispose();
-    }
-
-    [Fact]
     public void Mismatched_weights_are_refused()
     {
         using var scope = NewDisposeScope();
