@@ -21,6 +21,9 @@ public sealed class StackedFactors : IDisposable
     // step. Keyed on the tensor object (held, so it cannot be recycled), the gather lives outside dispose scopes.
     private Tensor? gatheredFor;
     private Tensor? gathered;
+    // Per-example weights compacted per row (see Compact), cached the same way: one gather per generation.
+    private Tensor? compactFor;
+    private PerRowFactors? compact;
 
     /// <param name="experts">one entry per expert; null where the expert does not adapt this layer</param>
     /// <param name="inFeatures">the layer's input size</param>
@@ -42,6 +45,7 @@ public sealed class StackedFactors : IDisposable
         b = present.Count == 0 ? zeros(new long[] { outFeatures, 0 }) : cat(present.Select(p => p.d!.B.to(ScalarType.Float32)).ToArray(), 1);
         expertOfRow = tensor(blocks.SelectMany(x => Enumerable.Repeat((long)x.Expert, (int)x.Rank)).ToArray(), ScalarType.Int64);
         foreach (var t in new[] { a, b, expertOfRow }) t.MoveToOuterDisposeScope();
+        PrefersSparse = TotalRank * (inFeatures + outFeatures) >= SparseThreshold;
     }
 
     public int Experts { get; }
@@ -52,7 +56,7 @@ public sealed class StackedFactors : IDisposable
     /// it only wins when an expert's product is large; below that one concatenated product is faster (measured in
     /// bench/Amalgam.Bench.Mixing on the bundled model, where every layer is below the threshold).
     /// </summary>
-    public bool PrefersSparse => TotalRank * (a.shape[1] + b.shape[0]) >= SparseThreshold;
+    public bool PrefersSparse { get; }
 
     public const long SparseThreshold = 1L << 22;
 
@@ -71,19 +75,72 @@ public sealed class StackedFactors : IDisposable
         Check(x, weights);
         using var scope = NewDisposeScope();
         var x32 = x.dtype == ScalarType.Float32 ? x : x.to(ScalarType.Float32);
-        var w32 = weights.dtype == ScalarType.Float32 ? weights : weights.to(ScalarType.Float32);
         var h = nn.functional.linear(x32, a);                                                      // [b, t, R]
-        var y = nn.functional.linear(h * Gather(weights, w32, x), b);
+        var y = nn.functional.linear(h * Gather(weights, x), b);
         return (y.dtype == x.dtype ? y : y.to(x.dtype)).MoveToOuterDisposeScope();
     }
 
-    Tensor Gather(Tensor weights, Tensor w32, Tensor x)
+    // Weights that take part in autograd are never cached: the graph must be fresh for every backward, and a
+    // parameter updated in place keeps its object.
+    static bool Cacheable(Tensor weights) => !(weights.requires_grad && is_grad_enabled());
+
+    Tensor Gather(Tensor weights, Tensor x)
     {
+        var w32 = weights.dtype == ScalarType.Float32 ? weights : weights.to(ScalarType.Float32);
+        if (!Cacheable(weights)) return PerToken(w32, x).index_select(-1, expertOfRow);
         if (ReferenceEquals(gatheredFor, weights) && gathered is not null) return gathered;
         gathered?.Dispose();
         gathered = PerToken(w32, x).index_select(-1, expertOfRow).DetachFromDisposeScope();
         gatheredFor = weights;
         return gathered;
+    }
+
+    /// <summary>
+    /// Per-example weights [batch, K] compacted per row: row i keeps only the rank rows of the experts it weighs
+    /// (padded with zero rows to the widest row's rank r′), as A′ᵀ [batch, in, r′] and B′ᵀ [batch, r′, out] with
+    /// the weight folded into B′. The mixture is then two batched products, x·A′ᵀ·B′ᵀ: a top-1 row costs one
+    /// LoRA, and, unlike the sparse path, there is no per-expert work. Null when the weights are per token or
+    /// take part in autograd (dropping zero weights would drop their gradients), or when a row keeps over a
+    /// quarter of the rank or the per-row copies would be large (see <see cref="PerRowFactors"/>).
+    /// </summary>
+    PerRowFactors? PerRow(Tensor weights, long batch)
+    {
+        if (weights.dim() != 2 || !Cacheable(weights)) return null;
+        if (ReferenceEquals(compactFor, weights)) return compact;
+        compact?.Dispose();
+        compact = PerRowFactors.Build(weights, blocks, a, b, batch);
+        compactFor = weights;
+        return compact;
+    }
+
+    /// <summary>The mixture through per-row compacted factors (per-example weights only); for tests and callers that want this path.</summary>
+    public Tensor Compact(Tensor x, Tensor weights)
+    {
+        Check(x, weights);
+        if (weights.dim() != 2) throw new ArgumentException("the compact path needs per-example weights [batch, K]");
+        using var scope = NewDisposeScope();
+        using var f = PerRowFactors.Build(weights, blocks, a, b, x.shape[0], force: true)!;
+        var y = f.Apply(x.to(ScalarType.Float32));
+        return y.to(x.dtype).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>
+    /// y + the mixture for x, through the cheapest exact path: per-expert (sparse) for large layers with mostly
+    /// zero weights, per-row compacted factors for fixed per-example weights (the base
+    /// output and the second product fused into one batched multiply-add), else the dense concatenated product.
+    /// </summary>
+    public Tensor AddTo(Tensor y, Tensor x, Tensor weights)
+    {
+        Check(x, weights);
+        using var scope = NewDisposeScope();
+        Tensor result;
+        if (PrefersSparse && weights.count_nonzero().item<long>() * 2 < weights.numel())
+            result = y + Sparse(x, weights).to(y.dtype);
+        else if (PerRow(weights, x.shape[0]) is { } f)
+            result = f.AddTo(y, x);
+        else
+            result = y + Dense(x, weights).to(y.dtype);
+        return result.MoveToOuterDisposeScope();
     }
 
     /// <summary>Per expert, only the (example or token) rows with a non-zero weight for it.</summary>
@@ -115,5 +172,8 @@ public sealed class StackedFactors : IDisposable
         gathered?.Dispose();
         gathered = null;
         gatheredFor = null;
+        compact?.Dispose();
+        compact = null;
+        compactFor = null;
     }
 }

@@ -63,15 +63,8 @@ public sealed class AdaptableLinear : nn.Module<Tensor, Tensor>
         using var scope = NewDisposeScope();
         var y = nn.functional.linear(x, weight, bias);
         foreach (var delta in deltas) y = y + delta.Apply(x, y.dtype);
-        if (Mixture is { } mixture && Policy is { } policy)
-        {
-            var weights = policy.Weights(ModulePath, x);
-            // Large layers with mostly-zero weights (top-k routing) touch only the experts each row uses; small
-            // layers, or dense weights, use one concatenated product (see StackedFactors.PrefersSparse).
-            bool sparse = mixture.PrefersSparse && weights.count_nonzero().item<long>() * 2 < weights.numel();
-            var mix = sparse ? mixture.Sparse(x, weights) : mixture.Dense(x, weights);
-            y = y + (mix.dtype == y.dtype ? mix : mix.to(y.dtype));
-        }
+        // The library picks the path (per-row compacted, dense or per-expert; see StackedFactors.AddTo).
+        if (Mixture is { } mixture && Policy is { } policy) y = mixture.AddTo(y, x, policy.Weights(ModulePath, x));
         return y.MoveToOuterDisposeScope();
     }
 }

@@ -63,7 +63,10 @@ public class StackedFactorsTests
         using var stacked = new StackedFactors(experts, In, Out);
         Assert.Equal(9, stacked.TotalRank);
         var expected = Reference(experts, x, w);
-        foreach (var (name, actual) in new[] { ("dense", stacked.Dense(x, w)), ("sparse", stacked.Sparse(x, w)) })
+        var y = randn(new long[] { Batch, Positions, Out }, generator: g);
+        var paths = new List<(string, Tensor)> { ("dense", stacked.Dense(x, w)), ("sparse", stacked.Sparse(x, w)), ("y + chosen path", stacked.AddTo(y, x, w) - y) };
+        if (w.dim() == 2) paths.Add(("compact", stacked.Compact(x, w)));
+        foreach (var (name, actual) in paths)
         {
             Assert.Equal(new long[] { Batch, Positions, Out }, actual.shape);
             double diff = (actual.to(ScalarType.Float64) - expected).abs().max().item<double>();
@@ -84,6 +87,69 @@ public class StackedFactorsTests
         var w = nn.functional.one_hot(tensor(new long[] { 0, 2, 0, 2, 1 }), 4).to(ScalarType.Float32); // nobody uses expert 3
         Assert.True(isfinite(stacked.Sparse(x, w)).all().item<bool>());
         Assert.False(isfinite(stacked.Dense(x, w)).all().item<bool>()); // the dense path computes every expert
+    }
+
+    [Fact]
+    public void Fixed_top1_and_top2_per_example_weights_take_the_fused_per_row_path_and_equal_the_reference()
+    {
+        using var scope = NewDisposeScope();
+        var g = new Generator(11);
+        // 8 experts of rank 2 (so a top-2 row keeps a quarter of the rank); expert 7's factors are NaN and no row
+        // uses it: only a path that drops unused experts stays finite.
+        var experts = Enumerable.Range(0, 8).Select(k => (LowRankDelta?)(k == 7
+            ? new LowRankDelta(full(2, In, double.NaN), full(Out, 2, double.NaN), 1.0)
+            : new LowRankDelta(randn(2, In, generator: g), randn(Out, 2, generator: g), 0.5 + k))).ToList();
+        using var stacked = new StackedFactors(experts, In, Out);
+        var x = randn(new long[] { Batch, Positions, In }, generator: g);
+        var y = randn(new long[] { Batch, Positions, Out }, generator: g);
+        var top1 = nn.functional.one_hot(tensor(new long[] { 0, 6, 2, 1, 0 }), 8).to(ScalarType.Float32);
+        var top2 = zeros(Batch, 8);
+        foreach (var (r, k, v) in new[] { (0, 0, 0.3f), (0, 2, 0.7f), (1, 6, 1f), (2, 4, 0.5f), (2, 5, 0.5f), (3, 1, 1f), (4, 3, 0.25f), (4, 6, 0.75f) })
+            top2[r, k] = v;
+        foreach (var w in new[] { top1, top2 })
+            for (int repeat = 0; repeat < 2; repeat++) // the second call reuses the cached per-row factors
+            {
+                var actual = stacked.AddTo(y, x, w);
+                Assert.True(isfinite(actual).all().item<bool>());
+                var expected = zeros(new long[] { Batch, Positions, Out }, ScalarType.Float64);
+                for (int k = 0; k < 7; k++)
+                    expected += nn.functional.linear(x.to(ScalarType.Float64), experts[k]!.Dense(ScalarType.Float64)) * w.select(1, k).to(ScalarType.Float64).view(Batch, 1, 1);
+                double diff = (actual.to(ScalarType.Float64) - y - expected).abs().max().item<double>();
+                Assert.True(diff < 1e-4, $"max |Δ| = {diff}");
+            }
+    }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void Gradients_flow_to_the_weights_and_equal_the_dense_reference(bool perToken)
+    {
+        using var scope = NewDisposeScope();
+        var g = new Generator(5);
+        var experts = Experts(g);
+        using var stacked = new StackedFactors(experts, In, Out);
+        var x = randn(new long[] { Batch, Positions, In }, generator: g);
+        var y = randn(new long[] { Batch, Positions, Out }, generator: g);
+        var probe = randn(new long[] { Batch, Positions, Out }, generator: g);
+        // One-hot weights: a forward that compacted them away would give the zero weights no gradient.
+        var oneHot = nn.functional.one_hot(tensor(new long[] { 0, 2, 3, 1, 2 }), 4).to(ScalarType.Float32);
+        var w = (perToken ? oneHot.unsqueeze(1).expand(Batch, Positions, 4).contiguous() : oneHot).requires_grad_(true);
+        for (int step = 0; step < 2; step++) // twice on the same tensor: nothing may be cached across backwards
+        {
+            w.grad?.zero_();
+            (stacked.AddTo(y, x, w) * probe).sum().backward();
+            // dL/dw[i, (t,) k] = Σ probe ⊙ sₖBₖAₖx, in float64.
+            var expected = zeros(perToken ? new long[] { Batch, Positions, 4 } : new long[] { Batch, 4 }, ScalarType.Float64);
+            for (int k = 0; k < 4; k++)
+                if (experts[k] is { } d)
+                {
+                    var contribution = (nn.functional.linear(x.to(ScalarType.Float64), d.Dense(ScalarType.Float64)) * probe.to(ScalarType.Float64)).sum(-1);
+                    expected.select(-1, k).copy_(perToken ? contribution : contribution.sum(1));
+                }
+            double diff = (w.grad!.to(ScalarType.Float64) - expected).abs().max().item<double>();
+            Assert.True(diff < 1e-3, $"step {step}: max |Δgrad| = {diff}");
+            Assert.NotEqual(0.0, w.grad!.select(-1, 3).abs().sum().item<float>()); // a zero weight still gets its gradient
+        }
     }
 
     [Fact]
