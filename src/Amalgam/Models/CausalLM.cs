@@ -27,6 +27,10 @@ public sealed class CausalLM : nn.Module<DecoderInput, DecoderOutput>
         Linears = linears;
     }
 
+    // One Scalar for the whole process: an implicitly converted Scalar can be finalised by the GC while the native
+    // call still reads it (seen as "Expected false to be true ... toFloat" from masked_fill under GC pressure).
+    private static readonly Scalar MaskedOut = float.MinValue.ToScalar();
+
     public DecoderConfig Config { get; }
     public ScalarType Dtype { get; }
 
@@ -63,7 +67,7 @@ public sealed class CausalLM : nn.Module<DecoderInput, DecoderOutput>
         var positions = (mask.cumsum(1) - 1).clamp_min(0).narrow(1, past, t);
         var causal = arange(all).unsqueeze(0) <= (arange(t) + past).unsqueeze(1);              // [new, all]
         var allowed = causal.unsqueeze(0).logical_and(mask.unsqueeze(1).to(ScalarType.Bool));  // [b, new, all]
-        var additive = zeros(allowed.shape, Precision.Reduction).masked_fill(allowed.logical_not(), float.MinValue).unsqueeze(1);
+        var additive = zeros(allowed.shape, Precision.Reduction).masked_fill(allowed.logical_not(), MaskedOut).unsqueeze(1);
         var (cos, sin) = rope.Angles(positions, Dtype);
 
         Tensor hidden;

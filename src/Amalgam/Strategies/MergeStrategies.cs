@@ -31,7 +31,7 @@ public static class MergeStrategies
     /// <summary>Merge coefficients fitted on validation through the factored mixture, then merged (linear) with them.</summary>
     public static Strategy Fitted(StrategyContext c, bool layerWise, FitObjective objective = FitObjective.CrossEntropy)
     {
-        var data = c.Suite.Labelled(c.Options.FitExamplesPerTask);
+        var data = c.Suite.Labelled(c.Options.MergeFitExamplesPerTask);
         var fit = WeightFitting.Merge(c.Suite, data, layerWise, objective,
             new SimplexFitOptions(Steps: c.Options.FitSteps, LearningRate: c.Options.FitLearningRate, Seed: c.Options.Seed));
         // Row l of a layer-wise fit is layer l's weights: per expert, a gradient over depth with one value per layer.

@@ -69,7 +69,7 @@ public static class StudyPlots
         plot.Title($"{results.Suite}: quality against cost");
         plot.XLabel(log ? "relative FLOPs per example (base = 1, log scale)" : "relative FLOPs per example (base = 1)");
         plot.YLabel("held-in normalised score (expert = 1)");
-        plot.ShowLegend(Alignment.LowerRight);
+        plot.ShowLegend(Edge.Right); // outside the data area, so it never hides a point
         // Room for the point labels on the right.
         double span = Math.Max(X(max) - X(min), log ? 0.3 : 0.5);
         var scores = strategies.Select(s => s.HeldInNormalized).ToList();
