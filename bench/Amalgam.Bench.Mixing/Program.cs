@@ -6,6 +6,7 @@ using Amalgam.Experts;
 using Amalgam.Mixing;
 using Amalgam.Models;
 using Amalgam.Models.Tokenizers;
+using Amalgam.Strategies;
 using static TorchSharp.torch;
 
 bool quick = args.Contains("--quick");
@@ -42,6 +43,33 @@ void Naive()
     }
 }
 
+// Twin-Merging: a shared task-arithmetic model with the experts' exclusive parts (rank 8) mixed per row by a dense
+// softmax (fixed, seeded: what a router would give), factored; the naive way materialises each row's merge.
+using var shared = ExpertMerge.ToModel(suite.BasePath, tasks.Select(t => t.ExpertPath!).ToList(), "task_arithmetic",
+    new Dictionary<string, object> { ["lambda"] = 0.3 });
+var exclusive = TwinMerging.Exclusive(model, shared, experts);
+var twinWeights = nn.functional.softmax(randn(new long[] { rows, k }, generator: new Generator(7)) * 2, -1);
+using var twinLibrary = new ExpertLibrary(shared, exclusive);
+
+void NaiveTwin()
+{
+    for (int r = 0; r < rows; r++)
+    {
+        var modules = exclusive[0].Deltas.Keys.ToList();
+        var saved = modules.ToDictionary(m => m, m => shared.Linears[m].Weight.clone());
+        using (no_grad())
+            foreach (var m in modules)
+            {
+                using var scope = NewDisposeScope();
+                var merged = saved[m].clone();
+                for (int e = 0; e < k; e++) merged.add_(exclusive[e].Deltas[m].Dense() * twinWeights[r, e].item<float>());
+                shared.Linears[m].Weight.copy_(merged);
+            }
+        GreedyDecoder.Generate(shared, [prompts[r]], newTokens, [], pad);
+        using (no_grad()) foreach (var (m, w) in saved) { shared.Linears[m].Weight.copy_(w); w.Dispose(); }
+    }
+}
+
 using var library = new ExpertLibrary(model, experts);
 var variants = new (string Name, Action Run)[]
 {
@@ -49,6 +77,7 @@ var variants = new (string Name, Action Run)[]
     ("top-1 (a different expert per row)", () => GreedyDecoder.Generate(model, prompts, newTokens, [], pad, new FixedMixing(Top(1)))),
     ("top-2 mixture", () => GreedyDecoder.Generate(model, prompts, newTokens, [], pad, new FixedMixing(Top(2)))),
     ($"dense mixture of all {k}", () => GreedyDecoder.Generate(model, prompts, newTokens, [], pad, new FixedMixing(full(rows, k, 1.0 / k)))),
+    ("Twin-Merging, factored", () => GreedyDecoder.Generate(shared, prompts, newTokens, [], pad, new FixedMixing(twinWeights))),
 };
 // Rounds interleave the variants so that machine noise hits them alike; each figure is a median over rounds.
 var times = variants.Select(_ => new List<double>()).ToList();
@@ -61,9 +90,16 @@ for (int round = 0; round < reps; round++)
         times[i].Add(sw.Elapsed.TotalSeconds);
     }
 library.Dispose();
+twinLibrary.Dispose();
 var naiveTimes = new List<double>();
+var naiveTwinTimes = new List<double>();
 Naive();
-for (int round = 0; round < Math.Max(1, reps / 2); round++) { var sw = Stopwatch.StartNew(); Naive(); naiveTimes.Add(sw.Elapsed.TotalSeconds); }
+NaiveTwin();
+for (int round = 0; round < Math.Max(1, reps / 2); round++)
+{
+    var sw = Stopwatch.StartNew(); Naive(); naiveTimes.Add(sw.Elapsed.TotalSeconds);
+    sw.Restart(); NaiveTwin(); naiveTwinTimes.Add(sw.Elapsed.TotalSeconds);
+}
 
 static double Median(List<double> t) { t.Sort(); return t[t.Count / 2]; }
 double tokens = rows * newTokens, baseTime = Median(times[0]);
@@ -71,4 +107,7 @@ Console.WriteLine($"bundled base ({get_num_threads()} threads), {rows} prompts Ã
 for (int i = 0; i < variants.Length; i++)
     Console.WriteLine($"{variants[i].Name + ":",-36}{tokens / Median(times[i]),8:F0} tokens/s  {baseTime / Median(times[i]):F2}x of base");
 Console.WriteLine($"{"naive per-row merged model:",-36}{tokens / Median(naiveTimes),8:F0} tokens/s  {baseTime / Median(naiveTimes):F2}x of base");
+Console.WriteLine($"{"Twin-Merging, naive per-row merge:",-36}{tokens / Median(naiveTwinTimes),8:F0} tokens/s  {baseTime / Median(naiveTwinTimes):F2}x of base");
+Console.WriteLine($"Twin-Merging factored / naive: {Median(naiveTwinTimes) / Median(times[^1]):F1}x the throughput");
+foreach (var e in exclusive) e.Dispose();
 foreach (var e in experts) e.Dispose();
