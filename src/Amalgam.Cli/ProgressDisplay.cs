@@ -24,7 +24,7 @@ public static class ProgressDisplay
     {
         public void Stage(string message) => Console.Error.WriteLine(message);
 
-        public IProgress<TrainingStep> Training(string name, int steps) => new Progress(s =>
+        public IProgress<TrainingStep> Training(string name, int steps) => new Progress<TrainingStep>(s =>
         {
             if (s.Step == 1 || s.Step == s.Steps || s.Step % Math.Max(1, s.Steps / 10) == 0) Console.Error.WriteLine(Describe(name, s));
         });
@@ -37,7 +37,7 @@ public static class ProgressDisplay
         public IProgress<TrainingStep> Training(string name, int steps)
         {
             var task = ctx.AddTask(Markup.Escape(name), maxValue: steps);
-            return new Progress(s =>
+            return new Progress<TrainingStep>(s =>
             {
                 task.Value = s.Step;
                 task.Description = Markup.Escape(Describe(name, s));
@@ -45,9 +45,16 @@ public static class ProgressDisplay
         }
     }
 
-    /// <summary>A synchronous IProgress (System.Progress posts to the thread pool, which would reorder lines).</summary>
-    sealed class Progress(Action<TrainingStep> report) : IProgress<TrainingStep>
+    /// <summary>Stage lines on stderr, each prefixed with the time elapsed since this call (mm:ss).</summary>
+    public static IProgress<string> TimedLines()
     {
-        public void Report(TrainingStep value) => report(value);
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        return new Progress<string>(m => Console.Error.WriteLine($"[{clock.Elapsed:mm\\:ss}] {m}"));
+    }
+
+    /// <summary>A synchronous IProgress (System.Progress posts to the thread pool, which would reorder lines).</summary>
+    sealed class Progress<T>(Action<T> report) : IProgress<T>
+    {
+        public void Report(T value) => report(value);
     }
 }

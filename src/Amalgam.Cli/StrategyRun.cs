@@ -1,5 +1,4 @@
 using System.CommandLine;
-using System.Diagnostics;
 using Amalgam.Strategies;
 using Amalgam.Study;
 using Spectre.Console;
@@ -32,8 +31,7 @@ public sealed class StrategyRun(string verb)
             ? StudyOptions.Quick(suite, null, seed) with { Entries = entries }
             : new StudyOptions(suite, Fitting: new StrategyOptions(Seed: seed), Entries: entries);
         if (parse.GetValue(Limit) is int n) options = options with { TestLimit = n };
-        var clock = Stopwatch.StartNew();
-        var results = StudyRunner.Run(options, new Progress(m => Console.Error.WriteLine($"[{clock.Elapsed:mm\\:ss}] {m}")));
+        var results = StudyRunner.Run(options, ProgressDisplay.TimedLines());
         StudyResultsFile.Save(results, parse.GetValue(Out)!);
         Print(results);
         Console.WriteLine($"results: {parse.GetValue(Out)}");
@@ -59,9 +57,4 @@ public sealed class StrategyRun(string verb)
     /// <summary>Parses a choice, naming the option and the choices when it is not one.</summary>
     public static T Choice<T>(string option, string value, IReadOnlyDictionary<string, T> choices) =>
         choices.TryGetValue(value, out var v) ? v : throw new ArgumentException($"{option}: '{value}' is not one of {string.Join(", ", choices.Keys)}");
-
-    sealed class Progress(Action<string> report) : IProgress<string>
-    {
-        public void Report(string value) => report(value);
-    }
 }

@@ -1,5 +1,4 @@
 using System.CommandLine;
-using System.Diagnostics;
 using Amalgam.Strategies;
 using Amalgam.Study;
 using Spectre.Console;
@@ -34,8 +33,7 @@ public static class StudyCommand
             int n = parse.GetValue(limit);
             if (n < 0) throw new ArgumentException($"--limit: must be ≥ 0 (0 = all), got {n}");
             if (!parse.GetValue(quick)) options = options with { TestLimit = n == 0 ? null : n };
-            var clock = Stopwatch.StartNew();
-            var results = StudyRunner.Run(options, new Progress(m => Console.Error.WriteLine($"[{clock.Elapsed:mm\\:ss}] {m}")));
+            var results = StudyRunner.Run(options, ProgressDisplay.TimedLines());
             StudyOutputs.Write(results, output);
             PrintSummary(results, output);
             return 0;
@@ -56,10 +54,5 @@ public static class StudyCommand
         foreach (var pick in Recommendation.Compute(results))
             Console.WriteLine($"{pick.Budget.Name}: {pick.Best?.Name ?? "(none)"}");
         Console.WriteLine($"report: {Path.Combine(output, ReportWriter.FileName)}");
-    }
-
-    sealed class Progress(Action<string> report) : IProgress<string>
-    {
-        public void Report(string value) => report(value);
     }
 }

@@ -31,12 +31,20 @@ public sealed class EnsemblePredictor : IPredictor
     }
 
     /// <summary>All experts for every prompt, with one weight vector [K].</summary>
-    public static EnsemblePredictor Weighted(CausalLM model, Tensor weights, EnsembleAggregation aggregation, int batchSize = 64)
+    public static EnsemblePredictor Weighted(CausalLM model, IReadOnlyList<double> weights, EnsembleAggregation aggregation, int batchSize = 64)
     {
-        long k = weights.shape[0];
-        var w = weights.detach().to(ScalarType.Float32).clone().DetachFromDisposeScope();
-        var all = arange(k, ScalarType.Int64).DetachFromDisposeScope();
-        return new EnsemblePredictor(model, (int)k, p => (all.unsqueeze(0).expand(p.Count, -1), w.unsqueeze(0).expand(p.Count, -1)), aggregation, batchSize);
+        int k = weights.Count;
+        return new EnsemblePredictor(model, k, p => (tensor(Enumerable.Range(0, p.Count * k).Select(i => (long)(i % k)).ToArray(), [p.Count, k]),
+            Rows(weights, p.Count)), aggregation, batchSize);
+    }
+
+    /// <summary>A new float32 [rows, K] tensor repeating <paramref name="values"/> on every row (the caller owns it).</summary>
+    internal static Tensor Rows(IReadOnlyList<double> values, int rows)
+    {
+        var data = new float[rows * values.Count];
+        for (int r = 0; r < rows; r++)
+            for (int k = 0; k < values.Count; k++) data[r * values.Count + k] = (float)values[k];
+        return tensor(data, [rows, values.Count]);
     }
 
     public CausalLM Model { get; }

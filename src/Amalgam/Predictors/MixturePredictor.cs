@@ -34,12 +34,9 @@ public sealed class MixturePredictor : IPredictor
 
     public CausalLM Model { get; }
 
-    /// <summary>One weight row per example, the same for every row of the set (a merge in factored form).</summary>
-    public static MixturePredictor Fixed(CausalLM model, Tensor weights, int batchSize = 64)
-    {
-        var held = weights.detach().clone().DetachFromDisposeScope();
-        return new MixturePredictor(model, prompts => held.unsqueeze(0).expand(prompts.Count, -1), batchSize);
-    }
+    /// <summary>The same weights [K] for every row of the set (a merge in factored form).</summary>
+    public static MixturePredictor Fixed(CausalLM model, IReadOnlyList<double> weights, int batchSize = 64) =>
+        new(model, prompts => EnsemblePredictor.Rows(weights, prompts.Count), batchSize);
 
     public IReadOnlyList<IReadOnlyList<long>> Generate(IReadOnlyList<IReadOnlyList<long>> prompts, int maxNewTokens,
         IReadOnlyCollection<long> stopTokens, long padId) =>

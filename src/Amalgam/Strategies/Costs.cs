@@ -7,8 +7,10 @@ internal static class Costs
 {
     public static long Base(ExpertSuite s) => FlopCounter.Parameters(s.Model.Config);
 
-    public static long Expert(ExpertSuite s, int k) =>
-        s.Experts[k].Deltas.Values.Sum(d => d.Rank * (d.A.shape[1] + d.B.shape[0]));
+    public static long Expert(ExpertSuite s, int k) => Adapter(s.Experts[k]);
+
+    /// <summary>An adapter's factors: r·(in + out) per module.</summary>
+    public static long Adapter(Experts.LoraAdapter a) => a.Deltas.Values.Sum(d => d.Rank * (d.A.shape[1] + d.B.shape[0]));
 
     public static long Experts(ExpertSuite s, IEnumerable<int>? which = null) =>
         (which ?? Enumerable.Range(0, s.Count)).Sum(k => Expert(s, k));

@@ -3,7 +3,6 @@ using Amalgam.Ensembling;
 using Amalgam.Fitting;
 using Amalgam.Predictors;
 using Amalgam.Study;
-using static TorchSharp.torch;
 
 namespace Amalgam.Strategies;
 
@@ -30,9 +29,7 @@ public static class EnsembleStrategies
     static Strategy Make(StrategyContext c, string name, string variant, double[] weights, EnsembleAggregation aggregation, double fitSeconds,
         string description, JsonObject? details)
     {
-        var w = tensor(weights.Select(x => (float)x).ToArray());
-        var predictor = EnsemblePredictor.Weighted(c.Suite.Model, w, aggregation);
-        w.Dispose();
+        var predictor = EnsemblePredictor.Weighted(c.Suite.Model, weights, aggregation);
         details ??= new JsonObject();
         details["weights"] = Weights(c, weights);
         details["aggregation"] = aggregation.ToString();

@@ -24,6 +24,7 @@ public sealed class ExpertSuite : IDisposable
         ExpertTasks = tasks;
         Library = new ExpertLibrary(model, experts);
         PadId = tokenizer.PadId ?? model.Config.PadId ?? 0;
+        Names = tasks.Select(t => t.Name).ToList();
     }
 
     public SuiteDefinition Suite { get; }
@@ -34,7 +35,8 @@ public sealed class ExpertSuite : IDisposable
     public ExpertLibrary Library { get; }
     public long PadId { get; }
     public int Count => Experts.Count;
-    public IReadOnlyList<string> Names => ExpertTasks.Select(t => t.Name).ToList();
+    /// <summary>The experts' task names, in library order.</summary>
+    public IReadOnlyList<string> Names { get; }
 
     /// <summary>Loads the suite's base and the experts of its held-in tasks (every held-in task needs one).</summary>
     public static ExpertSuite Load(string suiteDir)
@@ -59,7 +61,7 @@ public sealed class ExpertSuite : IDisposable
     }
 
     /// <summary>The index of a held-in task's expert, or -1 for a task without one.</summary>
-    public int ExpertOf(TaskDefinition task) => ExpertTasks.ToList().FindIndex(t => t.Name == task.Name);
+    public int ExpertOf(TaskDefinition task) => Names.ToList().IndexOf(task.Name);
 
     /// <summary>bos + the task's prompt for an example.</summary>
     public IReadOnlyList<long> PromptIds(Example e) => Tokenizer.Encode(Suite.Prompt(e), addBos: true).Select(i => (long)i).ToArray();

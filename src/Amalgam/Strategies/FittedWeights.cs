@@ -89,20 +89,25 @@ public static class WeightFitting
             return nn.functional.cross_entropy(logits.reshape(-1, logits.shape[^1]), labels.reshape(-1), ignore_index: SequenceBatch.Ignore).item<float>();
         }
         var search = LoraHubSearch.Minimize(Loss, s.Count, options);
-        double start = Loss(new double[s.Count]);
-        return (new FittedWeights([search.Weights], search.Trace.Select(t => t.PenalisedLoss).ToList(), start, search.Loss,
+        // The trace's first evaluation is the starting point (the base model's loss at the default start, w = 0).
+        return (new FittedWeights([search.Weights], search.Trace.Select(t => t.PenalisedLoss).ToList(), search.Trace[0].Loss, search.Loss,
             clock.Elapsed.TotalSeconds, examples.Count), search);
     }
 
     static FittedWeights Fit(long[] shape, Func<Tensor, Tensor> loss, SimplexFitOptions? options, IProgress<SimplexFitStep>? progress,
         Stopwatch clock, int examples)
     {
-        double uniform;
-        using (no_grad())
-        using (NewDisposeScope())
-            uniform = loss(full(shape, 1.0 / shape[^1])).item<float>();
         var fit = SimplexFit.Fit(shape, loss, options, progress);
+        // With no initial noise the first step is taken at uniform weights, so its loss is the uniform loss.
+        double uniform = (options?.InitNoise ?? 0) == 0 ? fit.LossHistory[0] : UniformLoss(shape, loss);
         return new FittedWeights(fit.Weights, fit.LossHistory, uniform, fit.FinalLoss, clock.Elapsed.TotalSeconds, examples);
+    }
+
+    static double UniformLoss(long[] shape, Func<Tensor, Tensor> loss)
+    {
+        using var _ = no_grad();
+        using var scope = NewDisposeScope();
+        return loss(full(shape, 1.0 / shape[^1])).item<float>();
     }
 
     /// <summary>Per-module weights: a module of decoder layer l uses row l (row 0 when there is one row), the same for every example.</summary>

@@ -62,8 +62,7 @@ public static class MergeStrategies
             var few = c.Suite.Suite.LoadSplit(t, Evaluation.Suites.Suite.Validation).Take(examples).ToList();
             var (fit, _) = WeightFitting.LoraHub(c.Suite, few, options);
             fits[t.Name] = fit;
-            using var w = TorchSharp.torch.tensor(fit.Vector.Select(x => (float)x).ToArray());
-            predictors[t.Name] = MixturePredictor.Fixed(c.Suite.Model, w);
+            predictors[t.Name] = MixturePredictor.Fixed(c.Suite.Model, fit.Vector);
         }
         return new Strategy
         {

@@ -1,6 +1,5 @@
 using Amalgam.Predictors;
 using Amalgam.Study;
-using static TorchSharp.torch;
 
 namespace Amalgam.Strategies;
 
@@ -18,16 +17,26 @@ public static class ReferenceStrategies
     };
 
     /// <summary>Oracle routing: the true task's expert (held-out tasks have none and are not scored). The upper bound.</summary>
-    public static Strategy ExpertOracle(StrategyContext c) => new()
+    public static Strategy ExpertOracle(StrategyContext c)
     {
-        Name = "expert-oracle",
-        Family = StrategyFamily.Reference,
-        Description = "each held-in task answered by its own expert (oracle routing; the upper bound); held-out tasks have no expert",
-        Deployable = false,
-        PredictorFor = t => c.Suite.ExpertOf(t) is var k and >= 0
-            ? MixturePredictor.Fixed(c.Suite.Model, nn.functional.one_hot(tensor((long)k), c.Suite.Count).to(ScalarType.Float32))
-            : null,
-        Flops = m => m.Loras(1),
-        StoredParameters = Costs.Base(c.Suite) + Costs.Experts(c.Suite),
-    };
+        var own = Enumerable.Range(0, c.Suite.Count).Select(k => MixturePredictor.Fixed(c.Suite.Model, OneHot(k, c.Suite.Count))).ToList();
+        return new()
+        {
+            Name = "expert-oracle",
+            Family = StrategyFamily.Reference,
+            Description = "each held-in task answered by its own expert (oracle routing; the upper bound); held-out tasks have no expert",
+            Deployable = false,
+            PredictorFor = t => c.Suite.ExpertOf(t) is var k and >= 0 ? own[k] : null,
+            Flops = m => m.Loras(1),
+            StoredParameters = Costs.Base(c.Suite) + Costs.Experts(c.Suite),
+        };
+    }
+
+    /// <summary>Weight 1 on expert k, 0 on the others.</summary>
+    public static double[] OneHot(int k, int experts)
+    {
+        var w = new double[experts];
+        w[k] = 1;
+        return w;
+    }
 }

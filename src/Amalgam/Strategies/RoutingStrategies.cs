@@ -28,7 +28,7 @@ public static class RoutingStrategies
     public static Strategy Learned(StrategyContext c, int topK, RouteAggregation aggregation) =>
         Routed(c, $"route-learned-top{topK}{Suffix(topK, aggregation)}", c.Learned, topK, aggregation, c.LearnedRouterSeconds,
             "MLP on the base model's mean-pooled prompt state, trained on validation task labels",
-            m => c.RouterSizes is var sizes ? m.LearnedRouter(topK, sizes) + (aggregation == RouteAggregation.Outputs ? m.Ensemble(topK) - m.Loras(topK) : 0) : 0,
+            m => m.LearnedRouter(topK, c.RouterSizes) + (aggregation == RouteAggregation.Outputs ? m.Ensemble(topK) - m.Loras(topK) : 0),
             Costs.Mlp(c.RouterSizes));
 
     public static Strategy Centroid(StrategyContext c, int topK, RouteAggregation aggregation) =>
@@ -114,7 +114,7 @@ public static class RoutingStrategies
             return means.index_select(0, group).MoveToOuterDisposeScope();
         }
         var predictor = new MixturePredictor(shared, Weights);
-        long exclusiveParameters = exclusive.Sum(e => e.Deltas.Values.Sum(d => d.Rank * (d.A.shape[1] + d.B.shape[0])));
+        long exclusiveParameters = exclusive.Sum(Costs.Adapter);
         int rank = (int)exclusive[0].Deltas.Values.First().Rank;
         return new Strategy
         {

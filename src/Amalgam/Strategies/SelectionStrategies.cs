@@ -82,8 +82,8 @@ public static class SelectionStrategies
         var individual = PerExpertScores(c);
         var soup = Selection.GreedySoup.Select(individual, set =>
         {
-            using var w = zeros(c.Suite.Count);
-            foreach (var k in set) w[k] = 1.0f / set.Count;
+            var w = new double[c.Suite.Count];
+            foreach (var k in set) w[k] = 1.0 / set.Count;
             return c.ValidationScore(MixturePredictor.Fixed(c.Suite.Model, w));
         });
         double seconds = clock.Elapsed.TotalSeconds;
@@ -153,9 +153,8 @@ public static class SelectionStrategies
     static double[] PerExpertScores(StrategyContext c)
     {
         var correct = c.Correct;
-        var set = c.SelectionSet;
-        return Enumerable.Range(0, c.Suite.Count).Select(k => set.Select((d, n) => (d.Expert, Score: correct[n, k]))
-            .GroupBy(x => x.Expert).Average(g => g.Average(x => x.Score))).ToArray();
+        return Enumerable.Range(0, c.Suite.Count)
+            .Select(k => c.TaskMean(Enumerable.Range(0, c.SelectionSet.Count).Select(n => correct[n, k]).ToList())).ToArray();
     }
 
     static string Describe(ClusterFeatures f) => f switch

@@ -28,7 +28,10 @@ public sealed class StrategyContext(ExpertSuite suite, StrategyOptions options) 
     public double CorrectnessSeconds { get; private set; }
 
     /// <summary>The layer sizes of the learned router's MLP, for its FLOP count.</summary>
-    public IReadOnlyList<int> RouterSizes => [(int)suite.Model.Config.HiddenSize, .. Enumerable.Repeat(new LearnedRouterOptions().HiddenWidth, new LearnedRouterOptions().HiddenLayers), suite.Count];
+    public IReadOnlyList<int> RouterSizes { get; } = RouterLayers(suite, new LearnedRouterOptions());
+
+    static IReadOnlyList<int> RouterLayers(ExpertSuite s, LearnedRouterOptions o) =>
+        [(int)s.Model.Config.HiddenSize, .. Enumerable.Repeat(o.HiddenWidth, o.HiddenLayers), s.Count];
 
     /// <summary>Base-model mean-pooled hidden states of prompts (the library installed but inactive), [N, hidden].</summary>
     public Tensor Features(IReadOnlyList<IReadOnlyList<long>> prompts) => PromptFeatures.MeanPooled(suite.Model, prompts, suite.PadId);
@@ -58,28 +61,29 @@ public sealed class StrategyContext(ExpertSuite suite, StrategyOptions options) 
     /// <summary>correct[n, k]: whether expert k alone answers selection example n exactly.</summary>
     public double[,] Correct => correct ??= Timed(() =>
     {
-        var set = SelectionSet;
-        var result = new double[set.Count, suite.Count];
-        var prompts = set.Select(d => suite.Suite.Prompt(d.Example)).ToList();
-        int budget = set.Max(d => suite.Tokenizer.Encode(d.Example.Target, addBos: false).Count) + 4;
+        var result = new double[SelectionSet.Count, suite.Count];
         for (int k = 0; k < suite.Count; k++)
         {
-            using var w = nn.functional.one_hot(tensor((long)k), suite.Count).to(ScalarType.Float32);
-            var answers = GenerationScorer.Answers(MixturePredictor.Fixed(suite.Model, w), suite.Tokenizer, prompts, budget);
-            for (int n = 0; n < set.Count; n++) result[n, k] = ExactMatch.Score(answers[n], set[n].Example.Target);
+            var scores = SelectionScores(MixturePredictor.Fixed(suite.Model, ReferenceStrategies.OneHot(k, suite.Count)));
+            for (int n = 0; n < scores.Length; n++) result[n, k] = scores[n];
         }
         return result;
     }, s => CorrectnessSeconds = s);
 
     /// <summary>Mean validation score over the held-in tasks (selection set) of a predictor.</summary>
-    public double ValidationScore(IPredictor predictor)
+    public double ValidationScore(IPredictor predictor) => TaskMean(SelectionScores(predictor));
+
+    /// <summary>Per-example scores on the selection set averaged per task, then over the tasks.</summary>
+    public double TaskMean(IReadOnlyList<double> perExample) =>
+        SelectionSet.Select((d, n) => (d.Expert, Score: perExample[n])).GroupBy(x => x.Expert).Average(g => g.Average(x => x.Score));
+
+    /// <summary>Exact match of a predictor's greedy answer on every selection example.</summary>
+    double[] SelectionScores(IPredictor predictor)
     {
         var set = SelectionSet;
-        var prompts = set.Select(d => suite.Suite.Prompt(d.Example)).ToList();
         int budget = set.Max(d => suite.Tokenizer.Encode(d.Example.Target, addBos: false).Count) + 4;
-        var answers = GenerationScorer.Answers(predictor, suite.Tokenizer, prompts, budget);
-        return set.Select((d, n) => (d.Expert, Score: ExactMatch.Score(answers[n], d.Example.Target)))
-            .GroupBy(x => x.Expert).Average(g => g.Average(x => x.Score));
+        var answers = GenerationScorer.Answers(predictor, suite.Tokenizer, set.Select(d => suite.Suite.Prompt(d.Example)).ToList(), budget);
+        return set.Select((d, n) => ExactMatch.Score(answers[n], d.Example.Target)).ToArray();
     }
 
     static T Timed<T>(Func<T> make, Action<double> seconds)

@@ -73,7 +73,7 @@ public class PredictorTests
             for (int t = seqs[i].LossFrom; t < seqs[i].Ids.Length; t++) expected[i] += combined[t - 1, seqs[i].Ids[t]].item<double>();
         }
         using var library = new ExpertLibrary(model, experts);
-        var ll = EnsemblePredictor.Weighted(model, tensor(w.Select(x => (float)x).ToArray()), aggregation, batchSize: 2).LogLikelihoods(seqs, 0);
+        var ll = EnsemblePredictor.Weighted(model, w, aggregation, batchSize: 2).LogLikelihoods(seqs, 0);
         for (int i = 0; i < seqs.Count; i++) Assert.Equal(expected[i], ll[i], 3);
         model.Dispose();
     }
@@ -94,10 +94,10 @@ public class PredictorTests
         var generated = routed.Generate(prompts, 5, [], 0);
         for (int i = 0; i < seqs.Count; i++)
         {
-            var w = new float[3];
-            w[i % 3] = 0.7f;
-            w[(i + 1) % 3] = 0.3f;
-            var full = EnsemblePredictor.Weighted(model, tensor(w), EnsembleAggregation.Probabilities);
+            var w = new double[3];
+            w[i % 3] = 0.7;
+            w[(i + 1) % 3] = 0.3;
+            var full = EnsemblePredictor.Weighted(model, w, EnsembleAggregation.Probabilities);
             Assert.Equal(full.LogLikelihoods([seqs[i]], 0)[0], ll[i], 4);
             Assert.Equal(full.Generate([prompts[i]], 5, [], 0)[0], generated[i]);
         }
