@@ -19,7 +19,10 @@ public sealed class EnsemblePredictor : IPredictor
     private readonly int experts, batchSize;
 
     /// <param name="model">a model with an <see cref="ExpertLibrary"/> of <paramref name="experts"/> experts installed</param>
+    /// <param name="experts">K, the number of experts in the library</param>
     /// <param name="choose">prompts → the experts of each prompt [n, c] (int64) and their weights [n, c] (rows sum to 1)</param>
+    /// <param name="aggregation">how the c distributions are combined</param>
+    /// <param name="batchSize">prompts per forward (each runs as c rows)</param>
     public EnsemblePredictor(CausalLM model, int experts, Func<IReadOnlyList<IReadOnlyList<long>>, (Tensor Experts, Tensor Weights)> choose,
         EnsembleAggregation aggregation, int batchSize = 64)
     {

@@ -17,7 +17,9 @@ public sealed class MixturePredictor : IPredictor
     private readonly IMixingPolicy? perToken;
     private readonly int batchSize;
 
+    /// <param name="model">a model with an <see cref="ExpertLibrary"/> installed</param>
     /// <param name="weightsFor">prompts (bos included) → weights [prompts, K]; called once per request set</param>
+    /// <param name="batchSize">prompts per forward</param>
     public MixturePredictor(CausalLM model, Func<IReadOnlyList<IReadOnlyList<long>>, Tensor> weightsFor, int batchSize = 64)
     {
         Model = model;

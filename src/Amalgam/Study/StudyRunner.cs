@@ -7,6 +7,12 @@ using Amalgam.Strategies;
 namespace Amalgam.Study;
 
 /// <summary>What a study runs: the suite, which strategies, how many test examples per task, and the fitting settings.</summary>
+/// <param name="SuiteDir">the suite folder</param>
+/// <param name="Strategies">catalogue names or families to run; null or empty = all</param>
+/// <param name="TestLimit">test examples scored per task; null = all</param>
+/// <param name="Fitting">how much validation data fits use, and the seed</param>
+/// <param name="ThroughputPrompts">prompts in the tokens/s probe batch</param>
+/// <param name="ThroughputTokens">tokens generated per probe prompt</param>
 /// <param name="Entries">strategies to run instead of the catalogue's (the CLI verbs build their own variants)</param>
 public sealed record StudyOptions(string SuiteDir, IReadOnlyCollection<string>? Strategies = null, int? TestLimit = null,
     StrategyOptions? Fitting = null, int ThroughputPrompts = 32, int ThroughputTokens = 16, IReadOnlyList<StudyCatalog.Entry>? Entries = null)
