@@ -17,7 +17,7 @@ public sealed record StrategyOptions(
     int RouterExamplesPerTask = 100,
     int FitExamplesPerTask = 16,
     int MergeFitExamplesPerTask = 4,
-    int SelectionExamplesPerTask = 20,
+    int SelectionExamplesPerTask = 10,
     int FitSteps = 40,
     double FitLearningRate = 0.1,
     double TaskArithmeticLambda = 0.3,

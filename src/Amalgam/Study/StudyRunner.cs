@@ -128,7 +128,7 @@ public static class StudyRunner
 
     /// <summary>
     /// Generated tokens per second on the probe batch (no stop tokens, so every row makes every token): the fastest of
-    /// five timed runs after a warm-up (the machine's noise only ever slows a run down). A strategy with one predictor
+    /// three timed runs after a warm-up (the machine's noise only ever slows a run down). A strategy with one predictor
     /// for all tasks runs the batch at once.
     /// </summary>
     static double TokensPerSecond(Strategy strategy, List<(TaskDefinition Task, IReadOnlyList<long> Prompt)> probe, int tokens, long pad)
@@ -141,7 +141,7 @@ public static class StudyRunner
         int total = runs.Sum(r => r.Prompts.Count) * tokens;
         void Once() { foreach (var r in runs) r.Predictor!.Generate(r.Prompts, tokens, [], pad); }
         Once();
-        var fastest = Enumerable.Range(0, 5).Min(_ => { var sw = Stopwatch.StartNew(); Once(); return sw.Elapsed.TotalSeconds; });
+        var fastest = Enumerable.Range(0, 3).Min(_ => { var sw = Stopwatch.StartNew(); Once(); return sw.Elapsed.TotalSeconds; });
         return total / fastest;
     }
 }
