@@ -4,6 +4,8 @@ using static TorchSharp.torch;
 
 namespace Amalgam.Tests.Fitting;
 
+// Counts tensors with the process-wide Tensor.TotalCount, so it runs apart from tests that create tensors in parallel.
+[Collection(nameof(Amalgam.Tests.Tensors.TensorCountCollection))]
 public class SimplexFitTests
 {
     /// <summary>
