@@ -5,7 +5,7 @@ using Amalgam.Evaluation.Suites;
 using Amalgam.Experts;
 using Amalgam.Mixing;
 using Amalgam.Models;
-using Amalgam.Models.Tokenizers;
+using Amalgam.Tokenizers;
 using Amalgam.Strategies;
 using static TorchSharp.torch;
 

@@ -1,7 +1,7 @@
 using System.CommandLine;
 using System.Text.Json;
 using Amalgam.Models;
-using Amalgam.Models.Tokenizers;
+using Amalgam.Tokenizers;
 
 namespace Amalgam.Cli;
 

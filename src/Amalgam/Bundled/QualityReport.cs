@@ -5,7 +5,7 @@ using Amalgam.Evaluation;
 using Amalgam.Evaluation.Suites;
 using Amalgam.Experts;
 using Amalgam.Models;
-using Amalgam.Models.Tokenizers;
+using Amalgam.Tokenizers;
 
 namespace Amalgam.Bundled;
 

@@ -4,7 +4,7 @@ using Amalgam.Evaluation;
 using Amalgam.Evaluation.Suites;
 using Amalgam.Experts;
 using Amalgam.Models;
-using Amalgam.Models.Tokenizers;
+using Amalgam.Tokenizers;
 using Amalgam.Bundled.Tasks;
 using Amalgam.Tensors;
 using Amalgam.Training;
@@ -42,7 +42,7 @@ public static class SuiteBuilder
 
             progress.Stage($"training the base model on {corpus.Count} texts");
             var config = BaseConfig(options, tokenizer);
-            var sequences = corpus.Select(c => QuestionSequence(tokenizer, c.Prompt, c.Answer)).ToList();
+            var sequences = corpus.Select(c => ExampleSequences.Question(tokenizer, c.Prompt, c.Answer)).ToList();
             var baseRun = BaseTrainer.Train(config, sequences, options.Base, tokenizer.PadId ?? 0, progress.Training("base", options.Base.Steps));
             using var model = baseRun.Model;
             times["base"] = clock.Elapsed.TotalSeconds;
@@ -59,7 +59,7 @@ public static class SuiteBuilder
                 {
                     progress.Stage($"training the expert for {task.Name}");
                     var started = clock.Elapsed.TotalSeconds;
-                    var data = suite.LoadSplit(task, Suite.Train).Select(e => ExampleSequence(tokenizer, suite, e)).ToList();
+                    var data = suite.LoadSplit(task, Suite.Train).Select(e => ExampleSequences.Of(tokenizer, suite, e)).ToList();
                     var lora = JsonSerializer.Deserialize<LoraConfig>($$"""{"r": {{options.LoraRank}}, "lora_alpha": {{options.LoraAlpha}}, "target_modules": "all-linear", "base_model_name_or_path": "base"}""")!;
                     var run = LoraTrainer.Train(model, lora, task.Name, data, options.Expert with { Seed = StableSeed.Of(options.Seed, task.Name) },
                         tokenizer.PadId ?? 0, progress.Training(task.Name, options.Expert.Steps));
@@ -83,22 +83,4 @@ public static class SuiteBuilder
 
     static DecoderConfig BaseConfig(SuiteBuildOptions o, ITextTokenizer tokenizer) =>
         TinyLlamaConfig.Create(tokenizer, o.HiddenSize, o.Layers, o.Heads, o.KeyValueHeads, o.IntermediateSize);
-
-    static long[] Tokens(ITextTokenizer tokenizer, string text, bool eos)
-    {
-        var ids = tokenizer.Encode(text, addBos: true).Select(i => (long)i);
-        return eos ? [.. ids, tokenizer.EosId!.Value] : ids.ToArray();
-    }
-
-    /// <summary>bos + prompt + target + eos of a suite example, with the loss on the target and eos only.</summary>
-    public static TokenSequence ExampleSequence(ITextTokenizer tokenizer, SuiteDefinition suite, Example e) =>
-        QuestionSequence(tokenizer, suite.Prompt(e), e.Target);
-
-    /// <summary>bos + prompt + answer + eos, with the loss on the answer and eos only.</summary>
-    public static TokenSequence QuestionSequence(ITextTokenizer tokenizer, string prompt, string answer)
-    {
-        var p = Tokens(tokenizer, prompt, eos: false);
-        var a = tokenizer.Encode(answer, addBos: false).Select(i => (long)i);
-        return new TokenSequence([.. p, .. a, tokenizer.EosId!.Value], p.Length);
-    }
 }

@@ -1,5 +1,5 @@
 using Amalgam.Models;
-using Amalgam.Models.Tokenizers;
+using Amalgam.Tokenizers;
 using Amalgam.Predictors;
 
 namespace Amalgam.Evaluation;

@@ -1,7 +1,7 @@
 using Amalgam.Evaluation.Metrics;
 using Amalgam.Evaluation.Suites;
 using Amalgam.Models;
-using Amalgam.Models.Tokenizers;
+using Amalgam.Tokenizers;
 using Amalgam.Predictors;
 
 namespace Amalgam.Evaluation;

@@ -1,6 +1,5 @@
 using TorchSharp;
 using TorchSharp.Modules;
-using Amalgam.Mixing;
 using static TorchSharp.torch;
 
 namespace Amalgam.Models;

@@ -1,4 +1,3 @@
-using Amalgam.Mixing;
 using static TorchSharp.torch;
 
 namespace Amalgam.Models;

@@ -1,4 +1,4 @@
-using Amalgam.Study;
+using Amalgam.Evaluation;
 
 namespace Amalgam.Strategies;
 

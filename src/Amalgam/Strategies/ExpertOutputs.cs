@@ -1,3 +1,4 @@
+using Amalgam.Models;
 using Amalgam.Mixing;
 using Amalgam.Training;
 using static TorchSharp.torch;

@@ -3,7 +3,7 @@ using Amalgam.Evaluation.Suites;
 using Amalgam.Experts;
 using Amalgam.Mixing;
 using Amalgam.Models;
-using Amalgam.Models.Tokenizers;
+using Amalgam.Tokenizers;
 using Amalgam.Training;
 
 namespace Amalgam.Strategies;
@@ -67,7 +67,7 @@ public sealed class ExpertSuite : IDisposable
     public IReadOnlyList<long> PromptIds(Example e) => Tokenizer.Encode(Suite.Prompt(e), addBos: true).Select(i => (long)i).ToArray();
 
     /// <summary>bos + prompt + target + eos, the loss on the target and eos (as the experts were trained).</summary>
-    public TokenSequence Sequence(Example e) => SuiteBuilder.ExampleSequence(Tokenizer, Suite, e);
+    public TokenSequence Sequence(Example e) => ExampleSequences.Of(Tokenizer, Suite, e);
 
     /// <summary>
     /// Up to <paramref name="perTask"/> examples of every held-in task's split, labelled with the index of its

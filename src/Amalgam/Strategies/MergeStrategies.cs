@@ -2,7 +2,6 @@ using System.Text.Json.Nodes;
 using Amalgam.Fitting;
 using Amalgam.Models;
 using Amalgam.Predictors;
-using Amalgam.Study;
 
 namespace Amalgam.Strategies;
 

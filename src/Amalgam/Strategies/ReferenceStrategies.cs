@@ -1,5 +1,4 @@
 using Amalgam.Predictors;
-using Amalgam.Study;
 
 namespace Amalgam.Strategies;
 

@@ -1,10 +1,10 @@
+using Amalgam.Evaluation;
 using System.Text.Json.Nodes;
 using Amalgam.Ensembling;
 using Amalgam.Mixing;
 using Amalgam.Models;
 using Amalgam.Predictors;
 using Amalgam.Routing;
-using Amalgam.Study;
 using static TorchSharp.torch;
 
 namespace Amalgam.Strategies;

@@ -2,7 +2,6 @@ using System.Text.Json.Nodes;
 using Amalgam.Predictors;
 using Amalgam.Routing;
 using Amalgam.Selection;
-using Amalgam.Study;
 using static TorchSharp.torch;
 
 namespace Amalgam.Strategies;

@@ -1,7 +1,7 @@
+using Amalgam.Evaluation;
 using System.Text.Json.Nodes;
 using Amalgam.Evaluation.Suites;
 using Amalgam.Predictors;
-using Amalgam.Study;
 
 namespace Amalgam.Strategies;
 

@@ -3,7 +3,6 @@ using Amalgam.Evaluation.Metrics;
 using Amalgam.Evaluation.Suites;
 using Amalgam.Predictors;
 using Amalgam.Routing;
-using Amalgam.Study;
 using static TorchSharp.torch;
 
 namespace Amalgam.Strategies;

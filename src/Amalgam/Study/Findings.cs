@@ -1,3 +1,4 @@
+using Amalgam.Strategies;
 namespace Amalgam.Study;
 
 public enum FindingStatus { Holds, DoesNotHold, NotTested }

@@ -1,3 +1,4 @@
+using Amalgam.Strategies;
 using System.Text.Json;
 using System.Text.Json.Serialization;
 using Amalgam.Tensors;

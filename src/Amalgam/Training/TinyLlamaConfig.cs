@@ -1,6 +1,6 @@
 using System.Text.Json;
 using Amalgam.Models;
-using Amalgam.Models.Tokenizers;
+using Amalgam.Tokenizers;
 
 namespace Amalgam.Training;
 

@@ -3,7 +3,7 @@ using Amalgam.Evaluation;
 using Amalgam.Evaluation.Suites;
 using Amalgam.Experts;
 using Amalgam.Models;
-using Amalgam.Models.Tokenizers;
+using Amalgam.Tokenizers;
 
 namespace Amalgam.Tests.Bundled;
 

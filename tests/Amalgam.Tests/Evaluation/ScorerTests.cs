@@ -1,7 +1,7 @@
 using Amalgam.Evaluation;
 using Amalgam.Evaluation.Suites;
 using Amalgam.Models;
-using Amalgam.Models.Tokenizers;
+using Amalgam.Tokenizers;
 using static TorchSharp.torch;
 
 namespace Amalgam.Tests.Evaluation;

@@ -1,3 +1,4 @@
+using Amalgam.Strategies;
 using Amalgam.Study;
 
 namespace Amalgam.Tests.Study;

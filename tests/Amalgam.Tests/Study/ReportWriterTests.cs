@@ -1,3 +1,4 @@
+using Amalgam.Strategies;
 using System.Globalization;
 using Amalgam.Study;
 

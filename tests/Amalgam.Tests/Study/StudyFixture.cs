@@ -1,3 +1,4 @@
+using Amalgam.Strategies;
 using System.Text.Json.Nodes;
 using Amalgam.Study;
 

@@ -1,3 +1,4 @@
+using Amalgam.Strategies;
 using System.Buffers.Binary;
 using Amalgam.Study;
 

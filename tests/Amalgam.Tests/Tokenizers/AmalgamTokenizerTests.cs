@@ -1,4 +1,4 @@
-using Amalgam.Models.Tokenizers;
+using Amalgam.Tokenizers;
 
 namespace Amalgam.Tests.Tokenizers;
 

@@ -1,4 +1,4 @@
-using Amalgam.Models.Tokenizers;
+using Amalgam.Tokenizers;
 using Amalgam.Bundled.Tasks;
 
 namespace Amalgam.Tests.Bundled.Tasks;

@@ -2,7 +2,7 @@ using System.Text;
 using System.Text.Encodings.Web;
 using System.Text.Json;
 
-namespace Amalgam.Models.Tokenizers;
+namespace Amalgam.Tokenizers;
 
 /// <summary>
 /// Our own minimal tokenizer (<c>tokenizer.amalgam.json</c>, format <c>amalgam-tokens-v1</c>): a list of token

@@ -1,6 +1,6 @@
 using Amalgam.Models;
 
-namespace Amalgam.Study;
+namespace Amalgam.Evaluation;
 
 /// <summary>
 /// FLOPs per example of each way of serving experts, built from <see cref="FlopCounter"/>'s parts. An example is

@@ -1,6 +1,6 @@
 using Amalgam.Models;
 
-namespace Amalgam.Study;
+namespace Amalgam.Evaluation;
 
 /// <summary>
 /// Forward FLOPs of a Llama-family decoder counted from its configuration, 2 FLOPs per multiply-add, matrix

@@ -2,7 +2,7 @@ using System.Text;
 using System.Text.RegularExpressions;
 using Microsoft.ML.Tokenizers;
 
-namespace Amalgam.Models.Tokenizers;
+namespace Amalgam.Tokenizers;
 
 /// <summary>
 /// A Hugging Face byte-level BPE <c>tokenizer.json</c> (GPT-2, Llama 3, Qwen2 style). The merges run in

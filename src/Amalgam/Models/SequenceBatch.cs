@@ -1,6 +1,6 @@
 using static TorchSharp.torch;
 
-namespace Amalgam.Training;
+namespace Amalgam.Models;
 
 /// <summary>
 /// Right-padded inputs [batch, T], their 0/1 mask, and next-token labels where -100 (ignored) marks padding and

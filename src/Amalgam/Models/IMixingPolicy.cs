@@ -1,6 +1,6 @@
 using static TorchSharp.torch;
 
-namespace Amalgam.Mixing;
+namespace Amalgam.Models;
 
 /// <summary>
 /// Where a batched forward gets each row's expert weights: called by every mixed layer with its module name and

@@ -1,6 +1,6 @@
 using System.Text.Json;
 
-namespace Amalgam.Models.Tokenizers;
+namespace Amalgam.Tokenizers;
 
 /// <summary>
 /// BOS/EOS/PAD ids of a Hugging Face model folder. tokenizer.json itself does not say which added token is BOS,

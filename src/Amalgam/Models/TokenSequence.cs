@@ -1,4 +1,4 @@
-namespace Amalgam.Training;
+namespace Amalgam.Models;
 
 /// <summary>
 /// A training sequence of token ids; the loss is taken only on tokens at index ≥ <paramref name="LossFrom"/>

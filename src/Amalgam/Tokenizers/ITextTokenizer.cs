@@ -1,4 +1,4 @@
-namespace Amalgam.Models.Tokenizers;
+namespace Amalgam.Tokenizers;
 
 /// <summary>Text to token ids and back, whatever file format the tokenizer came from.</summary>
 public interface ITextTokenizer

@@ -1,4 +1,4 @@
-namespace Amalgam.Models.Tokenizers;
+namespace Amalgam.Tokenizers;
 
 /// <summary>Finds and loads the tokenizer that sits in a model folder.</summary>
 public static class TokenizerLoader

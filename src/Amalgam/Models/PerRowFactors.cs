@@ -1,6 +1,6 @@
 using static TorchSharp.torch;
 
-namespace Amalgam.Mixing;
+namespace Amalgam.Models;
 
 /// <summary>
 /// One layer's expert factors gathered per example for fixed per-example weights: row i keeps only the rank rows

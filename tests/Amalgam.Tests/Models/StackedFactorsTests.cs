@@ -3,7 +3,7 @@ using Amalgam.Models;
 using TorchSharp;
 using static TorchSharp.torch;
 
-namespace Amalgam.Tests.Mixing;
+namespace Amalgam.Tests.Models;
 
 /// <summary>The factored per-row mixture against the dense float64 reference Σₖ wₖ·sₖ·(BₖAₖ)·x.</summary>
 public class StackedFactorsTests

@@ -1,8 +1,9 @@
+using Amalgam.Evaluation;
 using System.Text.Json;
 using Amalgam.Models;
 using Amalgam.Study;
 
-namespace Amalgam.Tests.Study;
+namespace Amalgam.Tests.Evaluation;
 
 /// <summary>
 /// Exact counts on a hand-made config: hidden 8, intermediate 20, 2 heads of 4, 1 key/value head, 3 layers,

@@ -1,6 +1,6 @@
 using System.Text;
 
-namespace Amalgam.Models.Tokenizers;
+namespace Amalgam.Tokenizers;
 
 /// <summary>
 /// GPT-2's byte-to-character table used by byte-level BPE vocabularies: printable Latin-1 bytes stand for

@@ -1,6 +1,6 @@
 using Microsoft.ML.Tokenizers;
 
-namespace Amalgam.Models.Tokenizers;
+namespace Amalgam.Tokenizers;
 
 /// <summary>
 /// Hands the library each piece untouched. We split text ourselves (added tokens, then the file's regexes with

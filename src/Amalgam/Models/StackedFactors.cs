@@ -1,7 +1,7 @@
 using Amalgam.Models;
 using static TorchSharp.torch;
 
-namespace Amalgam.Mixing;
+namespace Amalgam.Models;
 
 /// <summary>
 /// The LoRA factors of K experts for one linear layer, concatenated along the rank: A [R, in], B [out, R] with

@@ -2,7 +2,7 @@ using System.Text.Json;
 using System.Text.RegularExpressions;
 using Microsoft.ML.Tokenizers;
 
-namespace Amalgam.Models.Tokenizers;
+namespace Amalgam.Tokenizers;
 
 /// <summary>
 /// Reads a Hugging Face <c>tokenizer.json</c> and accepts it only when every stage can be reproduced exactly:
