@@ -23,6 +23,7 @@ public static class EvalCommand
         var limit = new Option<int?>("--limit") { Description = "Score only the first N examples of each task." };
         var output = new Option<string?>("--out") { Description = "Write {\"scores\": {task: score}, ...} to this JSON file." };
         var command = new Command("eval", "Score a model on a suite: exact match after greedy decoding, or option accuracy.");
+        CliErrors.Positive(limit);
         foreach (var o in new Option[] { suiteDir, model, adapters, tasks, split, limit, output }) command.Options.Add(o);
         command.SetAction(CliErrors.Guard(parse =>
         {

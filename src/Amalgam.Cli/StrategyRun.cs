@@ -19,6 +19,7 @@ public sealed class StrategyRun(string verb)
 
     public void AddTo(Command command)
     {
+        CliErrors.Positive(Limit);
         foreach (var o in new Option[] { Suite, Out, Seed, Limit, Quick }) command.Options.Add(o);
     }
 
