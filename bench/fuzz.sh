@@ -3,7 +3,8 @@
 # SharpFuzz + AFL++ (Debian: apt-get install afl++; dotnet tool install --global SharpFuzz.CommandLine).
 #   bench/fuzz.sh safetensors 600     # fuzz for 600 s; findings under fuzz-out/safetensors/default/{crashes,hangs}
 #   bench/fuzz.sh yaml 600
-# Replay a finding: dotnet fuzz-build/Amalgam.Fuzz.dll yaml fuzz-out/yaml/default/crashes/id:000000...
+# Replay a finding with the uninstrumented build (the instrumented one needs AFL's shared memory):
+#   dotnet run --project tests/Fuzz/Amalgam.Fuzz -c Release -- yaml fuzz-out/yaml/default/crashes/id:000000...
 set -euo pipefail
 target=${1:?usage: bench/fuzz.sh safetensors|yaml [SECONDS]}
 seconds=${2:-600}

@@ -54,17 +54,23 @@ public static class InspectCommand
         return command;
     }
 
+    /// <summary>Rows shown in the table: a rendered table costs far more per row than the header did (a million rows took minutes).</summary>
+    public const int MaxRows = 2000;
+
     static Table TensorTable(IEnumerable<TensorInfo> tensors)
     {
         var table = new Table().AddColumns("tensor", "dtype", "shape", "bytes");
         long total = 0, elements = 0;
+        int count = 0;
         foreach (var t in tensors.OrderBy(t => t.Name, StringComparer.Ordinal))
         {
-            table.AddRow(Markup.Escape(Names.Escape(t.Name)), t.DType.ToString(), Markup.Escape($"[{string.Join(", ", t.Shape)}]"), (t.End - t.Begin).ToString("N0"));
+            if (count++ < MaxRows)
+                table.AddRow(Markup.Escape(Names.Escape(t.Name)), t.DType.ToString(), Markup.Escape($"[{string.Join(", ", t.Shape)}]"), (t.End - t.Begin).ToString("N0"));
             total += t.End - t.Begin;
             elements += t.NumElements;
         }
-        table.Caption(Markup.Escape($"{table.Rows.Count} tensors, {elements:N0} parameters, {total:N0} bytes"));
+        string more = count > MaxRows ? $" (the first {MaxRows:N0} shown)" : "";
+        table.Caption(Markup.Escape($"{count:N0} tensors{more}, {elements:N0} parameters, {total:N0} bytes"));
         return table;
     }
 }

@@ -5,8 +5,9 @@ namespace Amalgam.Inputs;
 
 /// <summary>
 /// Names from files (tensor names, paths, keys) printed to a terminal: control characters, lone surrogates and
-/// invisible format characters are shown as \n, \t, \x1b or \u200e so that a name cannot move the cursor, recolour
-/// the terminal or hide itself. A name without such characters prints as it is (backslashes too).
+/// invisible format characters are shown as \u000A, \u001B or \u200E so that a name cannot move the cursor,
+/// recolour the terminal or hide itself. A name without such characters prints as it is (backslashes too; in an
+/// escaped name they are doubled, so the escapes stay unambiguous).
 /// </summary>
 public static class Names
 {
@@ -20,15 +21,7 @@ public static class Names
             char c = name[i];
             if (char.IsHighSurrogate(c) && i + 1 < name.Length && char.IsLowSurrogate(name[i + 1])) { s.Append(c).Append(name[++i]); continue; }
             if (c != '\\' && !IsHidden(c)) { s.Append(c); continue; }
-            s.Append(c switch
-            {
-                '\n' => "\\n",
-                '\r' => "\\r",
-                '\t' => "\\t",
-                '\\' => "\\\\",
-                < '\u0100' => $"\\x{(int)c:x2}",
-                _ => $"\\u{(int)c:x4}",
-            });
+            s.Append(c == '\\' ? "\\\\" : $"\\u{(int)c:X4}");
         }
         return s.ToString();
     }

@@ -37,7 +37,7 @@ public static class YamlInput
         }
         catch (YamlException e)
         {
-            throw new InvalidDataException($"{source}: not valid YAML at line {e.Start.Line}: {FirstLine(e.InnerException?.Message ?? e.Message)}");
+            throw new InvalidDataException($"{source}: not valid YAML (line {e.Start.Line}: {FirstLine(e.Message)})");
         }
         catch (InvalidOperationException e)
         {

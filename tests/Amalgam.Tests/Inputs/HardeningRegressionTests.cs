@@ -138,8 +138,8 @@ public class HardeningRegressionTests
         using var t = new TempFolder();
         string path = t.WriteRaw("x.safetensors", "{\"\\u001b[2Jevil\\n\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,8]}}");
         var e = Assert.Throws<InvalidDataException>(() => SafeTensorsFile.Open(path).Dispose());
-        Assert.Equal("x.safetensors: tensor '\\x1b[2Jevil\\n': shape [1] × F32 (4 bytes) = 4 bytes but data_offsets span 8", e.Message);
-        Assert.Equal("a\\x1b[31mb\\u200ec\\ud800", Names.Escape("a\u001b[31mb\u200ec\ud800"));
+        Assert.Equal("x.safetensors: tensor '\\u001B[2Jevil\\u000A': shape [1] × F32 (4 bytes) = 4 bytes but data_offsets span 8", e.Message);
+        Assert.Equal("a\\u001B[31mb\\u200Ec\\uD800", Names.Escape("a\u001b[31mb\u200ec\ud800"));
         Assert.Equal(@"plain\path é 😀", Names.Escape(@"plain\path é 😀"));
     }
 

@@ -13,7 +13,8 @@ Action<Stream> target = (args.Length > 0 ? args[0] : "") switch
 };
 if (args.Length > 1)
 {
-    // Replays one input (a crash AFL++ found) outside the fuzzer, with the exception on stderr.
+    // Replays one input (a crash AFL++ found) outside the fuzzer, with the exception on stderr; run this with an
+    // uninstrumented build (dotnet run), since instrumented code writes to AFL++'s shared memory.
     using var replay = File.OpenRead(args[1]);
     target(replay);
     Console.WriteLine("no finding");
