@@ -33,14 +33,15 @@ public sealed class RopeScaling
 
     /// <summary>
     /// Parses <paramref name="json"/> (null, or an object with <c>rope_type</c> or the legacy <c>type</c>), refusing
-    /// an unknown type or a missing or invalid parameter with <paramref name="error"/>(field, message).
+    /// an unknown type (NotSupportedException) or a missing or invalid parameter (InvalidDataException), each as
+    /// <c>{source}: rope_scaling.{field}: {what}</c>.
     /// </summary>
     /// <param name="rotaryDim">rotated dimensions per head (longrope's factor lists have rotaryDim / 2 entries)</param>
     /// <param name="maxPositions">config.json's max_position_embeddings</param>
     /// <param name="originalMaxPositions">config.json's top-level original_max_position_embeddings (Phi-3), if any</param>
-    public static RopeScaling Parse(JsonElement? json, int rotaryDim, int maxPositions, int? originalMaxPositions,
-        Func<string, string, Exception> error)
+    public static RopeScaling Parse(JsonElement? json, int rotaryDim, int maxPositions, int? originalMaxPositions, string source)
     {
+        Exception error(string field, string message) => new InvalidDataException($"{source}: {field}: {message}");
         if (json is not { ValueKind: not JsonValueKind.Null } s) return None;
         const string F = "rope_scaling";
         if (s.ValueKind != JsonValueKind.Object) throw error(F, $"expected an object or null, got {s.ValueKind}");
@@ -48,7 +49,7 @@ public sealed class RopeScaling
         string? type = s.TryGetProperty("type", out var t) || s.TryGetProperty("rope_type", out t) ? t.ToString() : null;
         if (type is null) throw error($"{F}.rope_type", "missing; expected one of " + string.Join(", ", Types));
         if (!Types.Contains(type))
-            throw error($"{F}.rope_type", $"'{type}' is not supported (supported: {string.Join(", ", Types)}); refusing rather than approximating");
+            throw new NotSupportedException($"{source}: {F}.rope_type: '{type}' is not supported (supported: {string.Join(", ", Types)}); refusing rather than approximating");
 
         double? Num(string name)
         {
@@ -144,8 +145,8 @@ public sealed class RopeScaling
             }
             case "yarn":
             {
-                static double Mscale(double scale, double m) => scale <= 1 ? 1 : 0.1 * m * Math.Log(scale) + 1;
-                double attention = AttentionFactor ?? (Mscale is double m && MscaleAllDim is double all ? Mscale(Factor, m) / Mscale(Factor, all) : Mscale(Factor, 1));
+                static double Of(double scale, double m) => scale <= 1 ? 1 : 0.1 * m * Math.Log(scale) + 1;
+                double attention = AttentionFactor ?? (Mscale is double m && MscaleAllDim is double all ? Of(Factor, m) / Of(Factor, all) : Of(Factor, 1));
                 double Dim(double rotations) => rotaryDim * Math.Log(OriginalMaxPositions / (rotations * 2 * Math.PI)) / (2 * Math.Log(theta));
                 double low = Dim(BetaFast), high = Dim(BetaSlow);
                 if (Truncate) { low = Math.Floor(low); high = Math.Ceiling(high); }

@@ -112,7 +112,7 @@ public class CheckpointRefusalTests
     [Fact]
     public void Rotary_frequencies_follow_rope_theta()
     {
-        var rope = new RotaryEmbedding(headDim: 8, theta: 500000.0);
+        var rope = new RotaryEmbedding(rotaryDim: 8, theta: 500000.0);
         var f = rope.InverseFrequencies();
         Assert.Equal(4, f.Length);
         Assert.Equal(1.0f, f[0]);
