@@ -29,7 +29,7 @@ public sealed class DecoderStack : nn.Module<Tensor, ForwardContext, Tensor>
         using var scope = NewDisposeScope();
         var x = embed_tokens.call(ids);
         // Gemma: the normaliser √hidden is a tensor of the model dtype, so it is rounded to it first.
-        if (embeddingScale is double s) x = x * tensor(s, x.dtype);
+        if (embeddingScale is double s) x = x * tensor(s, x.dtype, x.device);
         foreach (var layer in layers) x = layer.call(x, ctx);
         return norm.call(x).MoveToOuterDisposeScope();
     }

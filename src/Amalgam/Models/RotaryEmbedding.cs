@@ -44,7 +44,7 @@ public sealed class RotaryEmbedding
         // dynamic and longrope depend on the longest position of the whole batch, as transformers' forward does.
         long length = scaling.DependsOnLength ? positions.max().item<long>() + 1 : 1;
         var (inverse, factor) = Frequencies(length);
-        var freqs = positions.to(ScalarType.Float32).unsqueeze(-1) * tensor(inverse);   // [B, T, r/2]
+        var freqs = positions.to(ScalarType.Float32).unsqueeze(-1) * tensor(inverse, device: positions.device); // [B, T, r/2]
         var emb = cat([freqs, freqs], -1).unsqueeze(1);                                  // [B, 1, T, r]
         Tensor cos = emb.cos(), sin = emb.sin();
         if (factor != 1) { cos = cos * factor; sin = sin * factor; }
