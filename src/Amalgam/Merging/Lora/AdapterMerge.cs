@@ -1,6 +1,5 @@
 using System.Diagnostics;
 using System.Text.Json;
-using System.Text.RegularExpressions;
 using Amalgam.Experts;
 using Amalgam.Merging.Execution;
 using Amalgam.Merging.Recipes;
@@ -35,6 +34,16 @@ public static class AdapterMerge
             throw new InvalidDataException($"{recipe.Source}: output: {OutputFolderFiles.OutputName(output)} is exact only for a linear combination of the experts ({string.Join(", ", LinearCoefficients.Methods)}), not {recipe.Method.Name}; use output: adapter");
 
         var experts = inputs.Models.Select(m => ((LoraExpertSource)m.Source).Adapter).ToList();
+        for (int i = 0; i < experts.Count; i++)
+        {
+            string where = $"{recipe.Source}: models[{inputs.Models[i].Model.Index}] ({inputs.Models[i].Source.Path})";
+            // A saved module is a full copy: an adapter output holds low-rank updates only.
+            if (experts[i].SavedTensors.Keys.Order(StringComparer.Ordinal).FirstOrDefault() is { } saved)
+                throw new NotSupportedException($"{where}: modules_to_save: module '{saved[..saved.LastIndexOf('.')]}' is a full copy that output: {OutputFolderFiles.OutputName(output)} cannot hold; use output: model");
+            // output: adapter merges the DoRA expert's folded weights exactly; the factor outputs recombine s·B·A, which DoRA is not.
+            if (output != MergeOutput.Adapter && experts[i].Deltas.FirstOrDefault(d => d.Value.IsDora) is { Key: { } dora })
+                throw new NotSupportedException($"{where}: tensor 'base_model.model.{dora}.lora_magnitude_vector': output: {OutputFolderFiles.OutputName(output)} recombines factors s·B·A, which a DoRA update is not; use output: adapter or model (they merge the folded DoRA weights)");
+        }
         var baseModel = inputs.Base!;
         var modules = experts.SelectMany(e => e.Deltas.Keys).Distinct().Order(StringComparer.Ordinal).ToList();
         if (options.Order is { } order) modules = order(modules).ToList();
@@ -170,7 +179,8 @@ public static class AdapterMerge
             bool covers = baseLinear.Where(m => Leaf(m) == group.Key).All(ranks.ContainsKey);
             targets.AddRange(covers ? [group.Key] : group.Order(StringComparer.Ordinal));
         }
-        var odd = ranks.Where(kv => kv.Value != r).ToDictionary(kv => Regex.Escape(kv.Key), kv => kv.Value);
+        // Plain suffixes that PEFT 0.10 to the newest all match (see LoraTargets.WrittenPatternKey).
+        var odd = ranks.Where(kv => kv.Value != r).ToDictionary(kv => LoraTargets.WrittenPatternKey(kv.Key, baseLinear), kv => kv.Value);
         return new LoraConfig
         {
             R = r,
