@@ -10,7 +10,7 @@ namespace Amalgam.Models;
 /// separate, explicit <see cref="Fold"/>. A DoRA delta instead adds (g − 1)·W·x + g·s·B·A·x with g = m / ‖W + s·B·A‖
 /// per output row (see <see cref="LowRankDelta.ApplyDora"/>); g is computed when it is attached.
 /// </summary>
-public sealed class AdaptableLinear : nn.Module<Tensor, Tensor>
+public sealed class AdaptableLinear : nn.Module<Tensor, ForwardContext?, Tensor>
 {
     private readonly Parameter weight;
     private readonly Parameter? bias;
@@ -53,11 +53,8 @@ public sealed class AdaptableLinear : nn.Module<Tensor, Tensor>
         doraFactors[delta] = factor;
     }
 
-    /// <summary>The stacked factors of an installed <see cref="ExpertLibrary"/>, mixed per row when a policy is active.</summary>
+    /// <summary>The stacked factors of an installed expert library, mixed per row when the forward carries a mixing policy.</summary>
     public StackedFactors? Mixture { get; internal set; }
-
-    /// <summary>The mixing policy of the forward in progress (set by <see cref="CausalLM"/> for its duration).</summary>
-    internal IMixingPolicy? Policy { get; set; }
 
     public bool Detach(LowRankDelta delta)
     {
@@ -94,7 +91,10 @@ public sealed class AdaptableLinear : nn.Module<Tensor, Tensor>
         base.Dispose(disposing);
     }
 
-    public override Tensor forward(Tensor x)
+    /// <summary>The layer alone (attached deltas included, no per-row mixture).</summary>
+    public Tensor forward(Tensor x) => forward(x, null);
+
+    public override Tensor forward(Tensor x, ForwardContext? context)
     {
         using var scope = NewDisposeScope();
         var y = nn.functional.linear(x, weight, bias);
@@ -104,7 +104,7 @@ public sealed class AdaptableLinear : nn.Module<Tensor, Tensor>
                 ? y + delta.ApplyDora(x, bias is null ? plain : plain - bias, g, y.dtype)
                 : y + delta.Apply(x, y.dtype);
         // The library picks the path (per-row compacted, dense or per-expert; see StackedFactors.AddTo).
-        if (Mixture is { } mixture && Policy is { } policy) y = mixture.AddTo(y, x, policy.Weights(ModulePath, x));
+        if (Mixture is { } mixture && context?.Mixing is { } policy) y = mixture.AddTo(y, x, policy.Weights(ModulePath, x), policy.Cache);
         return y.MoveToOuterDisposeScope();
     }
 }
