@@ -44,25 +44,27 @@ public sealed record LowRankDelta(Tensor A, Tensor B, double Scale)
 
     /// <summary>
     /// DoRA's row factor g = m / ‖W + s·B·A‖ (the L2 norm of each output row; PEFT's "column-wise" norm of the
-    /// [out, in] weight), in float32. PEFT detaches the norm; here nothing needs gradients.
+    /// [out, in] weight), in float32 on W's device. PEFT detaches the norm; here nothing needs gradients.
     /// </summary>
     public Tensor DoraFactor(Tensor weight)
     {
-        if (Magnitude is not { } m) throw new InvalidOperationException("not a DoRA update");
         using var scope = NewDisposeScope();
-        var merged = weight.to(ScalarType.Float32) + Product(ScalarType.Float32);
-        var norm = linalg.vector_norm(merged, 2, [1L], false);
-        return (m.to(ScalarType.Float32) / norm).MoveToOuterDisposeScope();
+        return Decompose(weight, ScalarType.Float32).Factor.MoveToOuterDisposeScope();
     }
 
-    /// <summary>The folded DoRA weight W' = g ⊙ (W + s·B·A), in <paramref name="dtype"/> (float32 by default).</summary>
+    /// <summary>The folded DoRA weight W' = g ⊙ (W + s·B·A), computed in float32 (float64 if asked) and returned in <paramref name="dtype"/>.</summary>
     public Tensor DoraWeight(Tensor weight, ScalarType dtype = ScalarType.Float32)
     {
         using var scope = NewDisposeScope();
-        var compute = dtype == ScalarType.Float64 ? ScalarType.Float64 : ScalarType.Float32;
-        var merged = weight.to(compute) + Product(compute);
-        var factor = Magnitude!.to(compute) / linalg.vector_norm(merged, 2, [1L], false);
+        var (merged, factor) = Decompose(weight, dtype == ScalarType.Float64 ? ScalarType.Float64 : ScalarType.Float32);
         return (merged * factor.unsqueeze(1)).to(dtype).MoveToOuterDisposeScope();
+    }
+
+    (Tensor Merged, Tensor Factor) Decompose(Tensor weight, ScalarType compute)
+    {
+        if (Magnitude is not { } m) throw new InvalidOperationException("not a DoRA update");
+        var merged = weight.to(compute) + Product(compute).to(weight.device);
+        return (merged, m.to(compute, weight.device) / linalg.vector_norm(merged, 2, [1L], false));
     }
 
     /// <summary>
