@@ -15,4 +15,5 @@ root.Subcommands.Add(EnsembleCommand.Create());
 root.Subcommands.Add(RouteCommand.Create());
 root.Subcommands.Add(FitCommand.Create());
 root.Subcommands.Add(SelectCommand.Create());
+root.Subcommands.Add(ServeCommand.Create());
 return root.Parse(args).Invoke();
