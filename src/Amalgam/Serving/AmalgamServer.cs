@@ -63,10 +63,8 @@ public sealed class AmalgamServer : IAsyncDisposable
             }
             if (o.Strategies.Count > 0)
                 throw new NotSupportedException($"--strategy: saved strategy folders cannot be served yet (no strategy-folder loader in this build); serve its experts with --adapter and mix them with the 'adapters' field");
-            var stops = model.Config.EosTokenIds.Select(i => (long)i).ToHashSet();
-            if (tokenizer.EosId is int eos) stops.Add(eos);
             var metrics = new ServingMetrics();
-            engine = new ServingEngine(model, adapters, stops, model.Config.PadId ?? tokenizer.PadId ?? 0, o.Engine, metrics);
+            engine = new ServingEngine(model, adapters, GenerationDefaults.StopTokens(tokenizer, model.Config), GenerationDefaults.PadId(tokenizer, model.Config), o.Engine, metrics);
             adapters.Clear();   // the engine owns them now
 
             var builder = WebApplication.CreateSlimBuilder();

@@ -80,8 +80,7 @@ public sealed class ServingFixture : IAsyncLifetime
                 foreach (var (module, delta) in adapter.Deltas) target.Linears[module].Fold(delta with { Scale = delta.Scale * weight });
             }
             var ids = Tokenizer.Encode(prompt, addBos: true).Select(i => (long)i).ToList();
-            var stops = target.Config.EosTokenIds.Select(i => (long)i).Append(Tokenizer.EosId ?? -1).ToHashSet();
-            var output = GreedyDecoder.Generate(target, [ids], maxNewTokens, stops, target.Config.PadId ?? 0)[0];
+            var output = GreedyDecoder.Generate(target, [ids], maxNewTokens, GenerationDefaults.StopTokens(Tokenizer, target.Config), GenerationDefaults.PadId(Tokenizer, target.Config))[0];
             return Tokenizer.Decode(output.Select(i => (int)i));
         }
     }

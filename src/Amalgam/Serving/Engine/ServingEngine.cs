@@ -38,6 +38,7 @@ public sealed class ServingEngine : IDisposable
     private List<Row> rows = [];
     private KvCache cache;
     private Tensor? rowWeights;
+    private FixedMixing? rowMixing;     // holds the layers' gathers of rowWeights across steps
     private bool rowWeightsStale = true;
     private GenerationRequest? deferred;
     private volatile bool draining, stopping;
@@ -153,6 +154,7 @@ public sealed class ServingEngine : IDisposable
             while (queue.Reader.TryRead(out var r)) r.Finish("error", "the engine stopped", 503);
             rows.Clear();
             cache.Dispose();
+            rowMixing?.Dispose();
             rowWeights?.Dispose();
             library?.Dispose();
             foreach (var a in adapters.Values) a.Dispose();
@@ -300,8 +302,8 @@ public sealed class ServingEngine : IDisposable
             using (var scope = NewDisposeScope())
             {
                 using var weights = WeightsFor(prefillRows);
-                var logits = model.forward(new DecoderInput(tensor(ids, [n, width]), tensor(mask, [n, width]), fresh, true,
-                    weights is null ? null : new FixedMixing(weights))).Logits.select(1, 0);
+                using var mixing = weights is null ? null : new FixedMixing(weights);
+                var logits = model.forward(new DecoderInput(tensor(ids, [n, width]), tensor(mask, [n, width]), fresh, true, mixing)).Logits.select(1, 0);
                 Choose(prefillRows, logits);
             }
             foreach (var r in admitted) metrics.PromptTokens.Inc(r.Prompt.Count);
@@ -329,19 +331,20 @@ public sealed class ServingEngine : IDisposable
         {
             if (rowWeightsStale)
             {
+                rowMixing?.Dispose();
                 rowWeights?.Dispose();
                 rowWeights = WeightsFor(rows);
+                rowMixing = rowWeights is null ? null : new FixedMixing(rowWeights);
                 rowWeightsStale = false;
             }
-            var logits = model.forward(new DecoderInput(tensor(ids, [n, 1]), ones(n, 1, ScalarType.Int64), cache, true,
-                rowWeights is null ? null : new FixedMixing(rowWeights))).Logits.select(1, 0);
+            var logits = model.forward(new DecoderInput(tensor(ids, [n, 1]), ones(n, 1, ScalarType.Int64), cache, true, rowMixing)).Logits.select(1, 0);
             Choose(rows, logits);
         }
         Keep(rows.Where(r => !r.Request.Finished).ToList());
     }
 
-    // Per-row expert weights [rows, K] in library order, outside any dispose scope (held across steps: the
-    // mixture caches what it gathers from this tensor object); null when every row is the base alone.
+    // Per-row expert weights [rows, K] in library order, outside any dispose scope (the decode batch's are held
+    // across steps with their FixedMixing, which caches the layers' gathers); null when every row is the base alone.
     Tensor? WeightsFor(IReadOnlyList<Row> batch)
     {
         if (library is null || batch.All(r => r.Request.Plan!.Rows[r.Member].Values.All(w => w == 0))) return null;
