@@ -98,34 +98,26 @@ public sealed class ServingApiTests(ServingFixture f)
     public async Task EightConcurrentRequestsToEightExpertsEachGetWhatTheyGetAlone()
     {
         var prompts = ServingFixture.Experts.Select(ServingFixture.Prompt).ToArray();
-        var alone = ServingFixture.Experts.Select((e, i) => f.Generate(e, prompts[i], 16)).ToArray();
-        // Twice over, so that requests join and leave a running batch at different steps.
-        var tasks = Enumerable.Range(0, 16).Select(i => Task.Run(() =>
-            f.Complete(new { model = ServingFixture.Experts[i % 8], prompt = prompts[i % 8], max_tokens = 16 - i / 8 * 6, temperature = 0 }))).ToArray();
-        var answers = await Task.WhenAll(tasks);
-        for (int i = 0; i < 8; i++)
-        {
-            Assert.Equal(alone[i], answers[i]);
-            Assert.Equal(f.Generate(ServingFixture.Experts[i], prompts[i], 10), answers[8 + i]);
-        }
+        int Length(int i) => 16 - i / 8 * 6;
+        var alone = Enumerable.Range(0, 16).Select(i => f.Reference(prompts[i % 8], Length(i), [(ServingFixture.Experts[i % 8], 1.0)])).ToArray();
+        // Twice over with different lengths, so that requests join and leave a running batch at different steps.
+        var answers = await Task.WhenAll(Enumerable.Range(0, 16).Select(i => Task.Run(() => f.CompleteWithLogprobs(ServingFixture.Experts[i % 8], prompts[i % 8], Length(i)))));
+        for (int i = 0; i < 16; i++) ServingFixture.AssertSameAnswer(alone[i], answers[i]);
     }
 
     [Fact]
     public async Task AdapterMixesEqualTheDenseFoldedMergeAndShareTheBatchWithTheBase()
     {
         string prompt = ServingFixture.Prompt("first_letter");
-        var mix = new[] { ("first_letter", 0.7), ("uppercase", 0.3) };
-        string merged = f.Generate(prompt, 12, mix);
-        var requests = new object[]
+        var mixes = new (string, double)[][] { [("first_letter", 0.7), ("uppercase", 0.3)], [("first_letter", 0.4), ("uppercase", 0.4), ("capitalize", 0.5)], [], [("first_letter", 1.0)] };
+        var expected = mixes.Select(m => f.Reference(prompt, 12, m)).ToArray();
+        var answers = await Task.WhenAll(mixes.Select((m, i) => Task.Run(() => i switch
         {
-            new { model = "base", prompt, max_tokens = 12, temperature = 0, adapters = new Dictionary<string, double> { ["first_letter"] = 0.7, ["uppercase"] = 0.3 } },
-            new { model = "base", prompt, max_tokens = 12, temperature = 0 },
-            new { model = "first_letter", prompt, max_tokens = 12, temperature = 0 },
-        };
-        var answers = await Task.WhenAll(requests.Select(r => Task.Run(() => f.Complete(r))));
-        Assert.Equal(merged, answers[0]);
-        Assert.Equal(f.Generate(null, prompt, 12), answers[1]);
-        Assert.Equal(f.Generate("first_letter", prompt, 12), answers[2]);
+            2 => f.CompleteWithLogprobs("base", prompt, 12),
+            3 => f.CompleteWithLogprobs("first_letter", prompt, 12),
+            _ => f.CompleteWithLogprobs("base", prompt, 12, m.ToDictionary(x => x.Item1, x => x.Item2)),
+        })));
+        for (int i = 0; i < mixes.Length; i++) ServingFixture.AssertSameAnswer(expected[i], answers[i]);
     }
 
     [Fact]

@@ -65,10 +65,15 @@ public sealed class ServingFixture : IAsyncLifetime
     }
 
     /// <summary>What `amalgam generate` answers: greedy, the adapter attached (none: the base), the prompt alone.</summary>
-    public string Generate(string? adapter, string prompt, int maxNewTokens) => Generate(prompt, maxNewTokens, adapter is null ? [] : [(adapter, 1.0)]);
+    public string Generate(string? adapter, string prompt, int maxNewTokens) => Reference(prompt, maxNewTokens, adapter is null ? [] : [(adapter, 1.0)]).Text;
 
-    /// <summary>Greedy decoding on the base with W + Σ wₖ·ΔWₖ folded in (dense), the independent reference for mixes.</summary>
-    public string Generate(string prompt, int maxNewTokens, IReadOnlyList<(string Adapter, double Weight)> mix)
+    public string Generate(string prompt, int maxNewTokens, IReadOnlyList<(string Adapter, double Weight)> mix) => Reference(prompt, maxNewTokens, mix).Text;
+
+    /// <summary>
+    /// Greedy decoding on the base with W + Σ wₖ·ΔWₖ folded in (dense), the prompt alone: the independent reference
+    /// for adapters and mixes. Also each generated token's log-probability, from one teacher-forced forward.
+    /// </summary>
+    public (string Text, double[] Logprobs) Reference(string prompt, int maxNewTokens, IReadOnlyList<(string Adapter, double Weight)> mix)
     {
         lock (gate)
         {
@@ -81,8 +86,29 @@ public sealed class ServingFixture : IAsyncLifetime
             }
             var ids = Tokenizer.Encode(prompt, addBos: true).Select(i => (long)i).ToList();
             var output = GreedyDecoder.Generate(target, [ids], maxNewTokens, GenerationDefaults.StopTokens(Tokenizer, target.Config), GenerationDefaults.PadId(Tokenizer, target.Config))[0];
-            return Tokenizer.Decode(output.Select(i => (int)i));
+            using var logits = target.Logits([.. ids, .. output]);
+            using var logp = TorchSharp.torch.nn.functional.log_softmax(logits, -1);
+            var logprobs = output.Select((t, i) => logp[ids.Count - 1 + i, t].item<float>()).Select(x => (double)x).ToArray();
+            return (Tokenizer.Decode(output.Select(i => (int)i)), logprobs);
         }
+    }
+
+    /// <summary>A completion's text and token log-probabilities (greedy, logprobs = 1).</summary>
+    public (string Text, double[] Logprobs) CompleteWithLogprobs(object model, string prompt, int maxTokens, IReadOnlyDictionary<string, double>? adapters = null)
+    {
+        var body = adapters is null
+            ? (object)new { model, prompt, max_tokens = maxTokens, temperature = 0, logprobs = 1 }
+            : new { model, prompt, max_tokens = maxTokens, temperature = 0, logprobs = 1, adapters };
+        var choice = Json(Post("completions", body)).GetProperty("choices")[0];
+        return (choice.GetProperty("text").GetString()!, choice.GetProperty("logprobs").GetProperty("token_logprobs").EnumerateArray().Select(v => v.GetDouble()).ToArray());
+    }
+
+    /// <summary>Same tokens, and log-probabilities within float32 noise of the reference's.</summary>
+    public static void AssertSameAnswer((string Text, double[] Logprobs) expected, (string Text, double[] Logprobs) actual)
+    {
+        Assert.Equal(expected.Text, actual.Text);
+        Assert.Equal(expected.Logprobs.Length, actual.Logprobs.Length);
+        for (int i = 0; i < expected.Logprobs.Length; i++) Assert.True(Math.Abs(expected.Logprobs[i] - actual.Logprobs[i]) < 2e-4, $"token {i}: logprob {actual.Logprobs[i]} vs reference {expected.Logprobs[i]}");
     }
 
     /// <summary>POSTs a JSON body through the SDK's pipeline (its endpoint, key and retry policy).</summary>
