@@ -154,6 +154,12 @@ public sealed class ServingApiTests(ServingFixture f)
         var answer = ServingFixture.Json(f.Post("completions", new { model = "reverse_word", prompt, max_tokens = 12, temperature = 0, stop = new[] { "dr", "zz" } }));
         Assert.Equal("ne", answer.GetProperty("choices")[0].GetProperty("text").GetString());
         Assert.Equal("stop", answer.GetProperty("choices")[0].GetProperty("finish_reason").GetString());
+
+        // ignore_eos: past the end of sequence ("nedrag" is 6 tokens) up to max_tokens.
+        var longer = ServingFixture.Json(f.Post("completions", new { model = "reverse_word", prompt, max_tokens = 9, temperature = 0, ignore_eos = true }));
+        Assert.Equal(9, longer.GetProperty("usage").GetProperty("completion_tokens").GetInt32());
+        Assert.Equal("length", longer.GetProperty("choices")[0].GetProperty("finish_reason").GetString());
+        Assert.StartsWith("nedrag", longer.GetProperty("choices")[0].GetProperty("text").GetString());
     }
 }
 

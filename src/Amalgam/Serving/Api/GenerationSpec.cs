@@ -42,7 +42,7 @@ public static class GenerationFields
         double topP = f.Number("top_p", 0, 1) ?? 1;
         if (topP == 0) throw ApiException.BadRequest("top_p", "must be greater than 0");
         int? seed = f.Int("seed", int.MinValue, int.MaxValue);
-        return new SamplingParams(maxTokens, temperature, topP, seed, logprobs);
+        return new SamplingParams(maxTokens, temperature, topP, seed, logprobs, f.Bool("ignore_eos") ?? false);
     }
 
     public static (bool Stream, bool IncludeUsage) Streaming(JsonFields f)

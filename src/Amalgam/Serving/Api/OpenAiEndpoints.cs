@@ -40,7 +40,8 @@ public static class OpenAiEndpoints
             }
             finally
             {
-                s.Metrics.Requests.WithLabels(ctx.Request.Path.Value ?? "", ctx.Response.StatusCode.ToString()).Inc();
+                string path = ctx.Request.Path.Value ?? "";
+                s.Metrics.Requests.WithLabels(Paths.Contains(path) ? path : "other", ctx.Response.StatusCode.ToString()).Inc();
             }
         });
 
@@ -56,6 +57,9 @@ public static class OpenAiEndpoints
             await s.Metrics.Registry.CollectAndExportAsTextAsync(ctx.Response.Body, ctx.RequestAborted);
         });
     }
+
+    // Label values are the known endpoints only (a client probing random paths must not grow the metrics).
+    static readonly HashSet<string> Paths = ["/v1/completions", "/v1/chat/completions", "/v1/models", "/v1/load_lora_adapter", "/v1/unload_lora_adapter", "/health", "/metrics"];
 
     static bool Authorized(HttpContext ctx, string key)
     {

@@ -7,9 +7,10 @@ namespace Amalgam.Serving.Engine;
 /// Decoding settings of one request: at most <see cref="MaxTokens"/> tokens; <see cref="Temperature"/> 0 is greedy
 /// (argmax, as <c>amalgam generate</c>), otherwise nucleus sampling within <see cref="TopP"/> with a generator
 /// seeded by <see cref="Seed"/> (same seed, same tokens); <see cref="Logprobs"/> asks for the chosen token's
-/// log-probability and that many alternatives.
+/// log-probability and that many alternatives; <see cref="IgnoreEos"/> (vLLM's extension) keeps generating past
+/// the end-of-sequence token, so that every request does the same work (benchmarks).
 /// </summary>
-public sealed record SamplingParams(int MaxTokens, double Temperature = 0, double TopP = 1, int? Seed = null, int? Logprobs = null);
+public sealed record SamplingParams(int MaxTokens, double Temperature = 0, double TopP = 1, int? Seed = null, int? Logprobs = null, bool IgnoreEos = false);
 
 /// <summary>One generated token with its log-probability under the model (and the top alternatives when asked).</summary>
 public sealed record TokenEvent(long Token, double Logprob, IReadOnlyList<(long Token, double Logprob)>? Top);

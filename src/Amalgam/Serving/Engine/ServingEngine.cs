@@ -151,6 +151,7 @@ public sealed class ServingEngine : IDisposable
         finally
         {
             foreach (var r in rows.Select(r => r.Request).Distinct()) r.Finish("error", "the engine stopped");
+            deferred?.Finish("error", "the engine stopped", 503);
             while (queue.Reader.TryRead(out var r)) r.Finish("error", "the engine stopped", 503);
             rows.Clear();
             cache.Dispose();
@@ -391,7 +392,7 @@ public sealed class ServingEngine : IDisposable
         if (r.Generated == 0) metrics.TimeToFirstToken.Observe(now);
         else metrics.TimePerOutputToken.Observe(now - r.LastTokenSeconds);
         r.LastTokenSeconds = now;
-        if (stopTokens.Contains(token)) { r.Finish("stop"); return; }
+        if (!s.IgnoreEos && stopTokens.Contains(token)) { r.Finish("stop"); return; }
         double logprob = 0;
         IReadOnlyList<(long, double)>? top = null;
         if (s.Logprobs is int count)
