@@ -15,6 +15,7 @@ root.Subcommands.Add(EnsembleCommand.Create());
 root.Subcommands.Add(RouteCommand.Create());
 root.Subcommands.Add(FitCommand.Create());
 root.Subcommands.Add(SelectCommand.Create());
+root.Subcommands.Add(ServeCommand.Create());
 var parsed = root.Parse(args);
 // Option and argument errors follow the same one-line contract as every other error (the help action, when asked
 // for, wins over them as before).
