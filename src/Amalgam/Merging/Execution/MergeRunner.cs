@@ -12,6 +12,8 @@ public static class MergeRunner
         var output = recipe.Output ?? (inputs.AllLora ? MergeOutput.Adapter : MergeOutput.Model);
         if (recipe.Rank is not null && output != MergeOutput.Adapter)
             throw new InvalidDataException($"{recipe.Source}: rank: only used with output: adapter");
+        if (recipe.PeftDoubleScale && output != MergeOutput.Adapter)
+            throw new InvalidDataException($"{recipe.Source}: peft_double_scale: only used with LoRA inputs and output: adapter (PEFT's svd types)");
         return output == MergeOutput.Model
             ? StreamingMerge.Run(inputs, outDir, options)
             : AdapterMerge.Run(inputs, output, outDir, options);

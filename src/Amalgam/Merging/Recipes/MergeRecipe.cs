@@ -41,6 +41,11 @@ public sealed record MergeRecipe
     public MergeOutput? Output { get; init; }
     /// <summary>Rank of an <c>output: adapter</c> result; null means the largest input rank.</summary>
     public int? Rank { get; init; }
+    /// <summary>
+    /// Amalgam: reproduce PEFT's svd types, which weight the already-scaled ΔWᵢ = sᵢ·Bᵢ·Aᵢ by wᵢ·sᵢ (the scale twice);
+    /// off by default, where the scale is applied once. Only with LoRA inputs and output: adapter.
+    /// </summary>
+    public bool PeftDoubleScale { get; init; }
     /// <summary>Where the recipe came from (a file, or "command line"), for error messages.</summary>
     public string Source { get; init; } = "recipe";
     /// <summary>The recipe as YAML, copied into the output folder as <c>merge_recipe.yaml</c>.</summary>

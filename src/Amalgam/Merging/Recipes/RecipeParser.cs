@@ -11,7 +11,7 @@ namespace Amalgam.Merging.Recipes;
 /// </summary>
 internal static class RecipeParser
 {
-    static readonly string[] Fields = ["merge_method", "base_model", "models", "parameters", "dtype", "out_dtype", "random_seed", "out_shard_size", "output", "rank", "tokenizer_source"];
+    static readonly string[] Fields = ["merge_method", "base_model", "models", "parameters", "dtype", "out_dtype", "random_seed", "out_shard_size", "output", "rank", "peft_double_scale", "tokenizer_source"];
 
     static readonly Dictionary<string, string> Unsupported = new(StringComparer.Ordinal)
     {
@@ -145,6 +145,18 @@ internal static class RecipeParser
             rank = r;
         }
 
+        bool doubleScale = false;
+        if (fields.TryGetValue("peft_double_scale", out var ds))
+        {
+            doubleScale = Text(ds, "peft_double_scale") switch
+            {
+                "true" => true,
+                "false" => false,
+                var other => throw Error("peft_double_scale", $"expected true or false, got '{other}'"),
+            };
+            if (output is not (null or MergeOutput.Adapter)) throw Error("peft_double_scale", "only used with output: adapter (PEFT's svd types)");
+        }
+
         if (fields.TryGetValue("tokenizer_source", out var tn) && Text(tn, "tokenizer_source") != "base")
             throw Error("tokenizer_source", "only 'base' is supported (the base model's tokenizer files are copied)");
 
@@ -161,6 +173,7 @@ internal static class RecipeParser
             OutShardSize = shard,
             Output = output,
             Rank = rank,
+            PeftDoubleScale = doubleScale,
             Source = source,
             Yaml = yaml,
         };
