@@ -5,6 +5,7 @@ var root = new RootCommand("Amalgam: combine LoRA experts that share one base mo
 root.Options.Add(CliErrors.Verbose);
 root.Subcommands.Add(LogitsCommand.Create());
 root.Subcommands.Add(GenerateCommand.Create());
+root.Subcommands.Add(TokenizeCommand.Create());
 root.Subcommands.Add(InspectCommand.Create());
 root.Subcommands.Add(MergeCommand.Create());
 root.Subcommands.Add(EvalCommand.Create());
