@@ -5,28 +5,32 @@ using static TorchSharp.torch;
 namespace Amalgam.Models;
 
 /// <summary>The checkpoint's <c>model.*</c> part: embeddings, the layers and the final norm.</summary>
-public sealed class DecoderStack : nn.Module
+public sealed class DecoderStack : nn.Module<Tensor, ForwardContext, Tensor>
 {
     private readonly TokenEmbedding embed_tokens;
     private readonly ModuleList<DecoderLayer> layers;
     private readonly RmsNorm norm;
+    private readonly double? embeddingScale;
 
     public DecoderStack(string name, DecoderConfig c, ScalarType dtype) : base(name)
     {
         embed_tokens = new TokenEmbedding(nameof(embed_tokens), c.VocabSize, c.HiddenSize, dtype);
         layers = new ModuleList<DecoderLayer>(Enumerable.Range(0, c.NumHiddenLayers).Select(i => new DecoderLayer(i.ToString(), c, i, dtype)).ToArray());
-        norm = new RmsNorm(nameof(norm), c.HiddenSize, c.RmsNormEps, dtype);
+        norm = new RmsNorm(nameof(norm), c.HiddenSize, c.RmsNormEps, dtype, c.OffsetNorms);
+        embeddingScale = c.EmbeddingScale;
         RegisterComponents();
     }
 
     public TokenEmbedding Embeddings => embed_tokens;
 
     /// <summary>Hidden states after the final norm, [batch, new, hidden].</summary>
-    public Tensor Forward(Tensor ids, AttentionContext ctx)
+    public override Tensor forward(Tensor ids, ForwardContext ctx)
     {
         using var scope = NewDisposeScope();
-        var x = embed_tokens.forward(ids);
-        foreach (var layer in layers) x = layer.Forward(x, ctx);
-        return norm.forward(x).MoveToOuterDisposeScope();
+        var x = embed_tokens.call(ids);
+        // Gemma: the normaliser √hidden is a tensor of the model dtype, so it is rounded to it first.
+        if (embeddingScale is double s) x = x * tensor(s, x.dtype, x.device);
+        foreach (var layer in layers) x = layer.call(x, ctx);
+        return norm.call(x).MoveToOuterDisposeScope();
     }
 }

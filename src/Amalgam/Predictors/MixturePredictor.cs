@@ -1,6 +1,5 @@
 using Amalgam.Mixing;
 using Amalgam.Models;
-using Amalgam.Training;
 using static TorchSharp.torch;
 
 namespace Amalgam.Predictors;
@@ -60,7 +59,8 @@ public sealed class MixturePredictor : IPredictor
         foreach (var b in BatchedScoring.Batches(prompts.Count, batchSize))
         {
             using var slice = weights.narrow(0, b.Start, b.Count).contiguous();
-            results.AddRange(batch(b, new FixedMixing(slice)));
+            using var mixing = new FixedMixing(slice);
+            results.AddRange(batch(b, mixing));
         }
         return results;
     }
