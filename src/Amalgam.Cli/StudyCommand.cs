@@ -39,12 +39,20 @@ public static class StudyCommand
             if (n < 0) throw new ArgumentException($"--limit: must be ≥ 0 (0 = all), got {n}");
             if (!parse.GetValue(quick)) options = options with { TestLimit = n == 0 ? null : n };
             options = options with { ExportDir = parse.GetValue(export) };
+            if (options.ExportDir is { } e && IsInside(e, output))
+                throw new ArgumentException($"--export: {e} lies inside --out {output}, which is replaced whole when the study ends; give a folder beside it");
             var results = StudyRunner.Run(options, ProgressDisplay.TimedLines());
             StudyOutputs.Write(results, output);
             PrintSummary(results, output, options.ExportDir);
             return 0;
         }));
         return command;
+    }
+
+    static bool IsInside(string path, string folder)
+    {
+        string p = Path.GetFullPath(path).TrimEnd('/') + "/", f = Path.GetFullPath(folder).TrimEnd('/') + "/";
+        return p.StartsWith(f, StringComparison.Ordinal);
     }
 
     static void PrintSummary(StudyResults results, string output, string? exportDir)

@@ -86,14 +86,15 @@ public class LibraryWalkthroughTests
         var options = StudyOptions.Quick(suite, ["base", "merge-uniform", "route-learned-top1"]) with
         {
             TestLimit = 2,                                  // test examples per task (the CLI's default is 30)
-            ExportDir = Path.Combine(outDir, "strategies"), // every deployable strategy saved as a folder
+            ExportDir = outDir + "-strategies",            // every deployable strategy saved as a folder (not inside outDir,
+                                                            // which StudyOutputs.Write replaces whole)
         };
         var results = StudyRunner.Run(options, new Progress<string>(Console.WriteLine));
         StudyOutputs.Write(results, outDir);   // results.json, report.md, frontier.png, per_task.png
         foreach (var pick in Recommendation.Compute(results)) Console.WriteLine($"{pick.Budget.Name}: {pick.Best?.Name}");
         // </snippet>
         Assert.Equal(3, results.Strategies.Count);
-        Assert.True(File.Exists(Path.Combine(outDir, "strategies", "route-learned-top1", StrategyFolder.FileName)));
+        Assert.True(File.Exists(Path.Combine(outDir + "-strategies", "route-learned-top1", StrategyFolder.FileName)));
     }
 
     static Dictionary<string, string> Snippets(string text, Regex start, string end)
