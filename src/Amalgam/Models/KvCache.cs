@@ -6,7 +6,7 @@ namespace Amalgam.Models;
 /// Keys and values of every layer for the positions seen so far, plus the attention mask over them, so that
 /// decoding one more token costs one position, not the whole sequence. Owns its tensors: dispose it.
 /// </summary>
-public sealed class KvCache : IDisposable
+public sealed partial class KvCache : IDisposable
 {
     private readonly Tensor?[] keys;
     private readonly Tensor?[] values;
