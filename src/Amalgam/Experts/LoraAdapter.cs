@@ -158,9 +158,8 @@ public sealed class LoraAdapter : IDisposable
         throw new InvalidDataException($"{file}: tensor '{key}' is not a LoRA factor (expected base_model.model.<module>.lora_A.weight or .lora_B.weight{(config.UseDora ? ", .lora_magnitude_vector" : "")}{(config.SavedModules.Count > 0 ? ", or <module>.weight of a module in modules_to_save" : "")})");
     }
 
-    /// <summary>PEFT's modules_to_save rule: the entry is the module's name or a dotted suffix of it.</summary>
-    static bool MatchesSaved(string entry, string module) =>
-        module == entry || module.EndsWith("." + entry, StringComparison.Ordinal);
+    /// <summary>PEFT's modules_to_save rule (<c>_set_trainable</c>): the module's name ends with the entry (no dot needed).</summary>
+    static bool MatchesSaved(string entry, string module) => module.EndsWith(entry, StringComparison.Ordinal);
 
     /// <summary>With use_dora every module has a magnitude vector of one entry per output; without it none does.</summary>
     static void CheckDora(string file, LoraConfig config, IEnumerable<string> modules, Dictionary<string, Tensor> magnitudes)
