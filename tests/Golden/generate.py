@@ -312,7 +312,9 @@ def linear(W, lora, name, x):
     if name + ".bias" in W:
         y = y + W[name + ".bias"]
     if lora is not None and name in lora:
-        A, B, scale = lora[name]
+        A, B, scale = lora[name][:3]
+        if len(lora[name]) == 4:  # DoRA: see dora_output
+            return y + dora_output(W[name + ".weight"], A, B, scale, lora[name][3], x)
         y = y + scale * ((x @ A.T) @ B.T)
     return y
 
@@ -689,6 +691,113 @@ def write_new_models(seqs):
     return out
 
 
+# --------------------------------------------------------------------------------------------
+# PEFT DoRA and modules_to_save (separate cases, written to peft_goldens.json)
+# --------------------------------------------------------------------------------------------
+
+
+def dora_output(Wt, A, B, scale, m, x):
+    """What PEFT's DoRA layer adds to the base result W x + b in eval (no dropout):
+    (m / ||W + s B A||_row - 1) * (W x) + m / ||W + s B A||_row * s * B A x; the bias is not rescaled."""
+    norm = torch.linalg.norm(Wt + scale * (B @ A), dim=1)
+    g = m / norm
+    return (g - 1) * (x @ Wt.T) + g * (scale * ((x @ A.T) @ B.T))
+
+
+def saved_module_key(key):
+    """base_model.model.<module>.modules_to_save.<adapter>.<p> or base_model.model.<module>.<p> -> <module>.<p>."""
+    key = key[len("base_model.model."):]
+    parts = key.split(".")
+    if "modules_to_save" in parts:
+        i = parts.index("modules_to_save")
+        parts = parts[:i] + parts[i + 2:]
+    return ".".join(parts)
+
+
+def load_peft_adapter(d, cfg, W):
+    """({module: (A, B, scale[, m])}, W with the modules_to_save copies in place) in float64."""
+    with open(os.path.join(d, "adapter_config.json")) as f:
+        acfg = json.load(f)
+    w = read_safetensors(os.path.join(d, "adapter_model.safetensors"))
+    lora = {}
+    for m, (r, alpha, scale) in lora_layout(cfg, acfg).items():
+        A = w.pop(f"base_model.model.{m}.lora_A.weight")
+        B = w.pop(f"base_model.model.{m}.lora_B.weight")
+        if acfg.get("use_dora"):
+            lora[m] = (A, B, scale, w.pop(f"base_model.model.{m}.lora_magnitude_vector"))
+        else:
+            lora[m] = (A, B, scale)
+    W = dict(W)
+    for key, t in w.items():  # what is left: the modules_to_save copies
+        name = saved_module_key(key)
+        module = name.rsplit(".", 1)[0]
+        assert any(module.endswith(e) for e in acfg["modules_to_save"]), key
+        assert W[name].shape == t.shape
+        W[name] = t
+    return lora, W
+
+
+def make_peft_adapter(folder, base, cfg, W, seed, a_std, b_std, dora_noise=None, saved=None, **acfg_over):
+    """A LoRA adapter as make_adapter writes it, plus DoRA magnitudes m = ||W||_row * (1 + dora_noise * N(0, 1))
+    (PEFT initialises m = ||W||_row; trained ones move) and modules_to_save copies = base + N(0, std) under the
+    given key form."""
+    acfg = adapter_config(base, **acfg_over)
+    tensors = adapter_tensors(cfg, W, acfg, seed, a_std, b_std)
+    g = torch.Generator().manual_seed(seed + 1)
+    if dora_noise is not None:
+        for m in lora_layout(cfg, acfg):
+            row = torch.linalg.norm(W[m + ".weight"], dim=1)
+            tensors.append((f"base_model.model.{m}.lora_magnitude_vector",
+                            (row * (1 + dora_noise * torch.randn(row.shape, generator=g, dtype=torch.float64))).float()))
+    for name, (form, std) in (saved or {}).items():
+        module, p = name.rsplit(".", 1)
+        key = f"base_model.model.{module}.modules_to_save.default.{p}" if form == "wrapped" else f"base_model.model.{name}"
+        tensors.append((key, (W[name] + std * torch.randn(W[name].shape, generator=g, dtype=torch.float64)).float()))
+    d = os.path.join(DATA, folder)
+    os.makedirs(d, exist_ok=True)
+    write_json(os.path.join(d, "adapter_config.json"), acfg)
+    write_safetensors(os.path.join(d, "adapter_model.safetensors"), tensors, "F32")
+
+
+def make_peft_cases(models, sequences):
+    """DoRA (llama_gqa: all-linear with a rank_pattern; qwen2_tied: q/k/v with biases, and o_proj) and
+    modules_to_save (lm_head and the final norm in PEFT's saved form; embed_tokens in the wrapper form) adapters,
+    and their logits, into peft_goldens.json (same case format as goldens.json)."""
+    cfg, W = models["llama_gqa"]
+    make_peft_adapter("llama_gqa.dora", "llama_gqa", cfg, W, 6101, 0.2, 0.03, dora_noise=0.3,
+                      r=4, lora_alpha=8, target_modules="all-linear", use_dora=True, rank_pattern={"down_proj": 2})
+    make_peft_adapter("llama_gqa.saved", "llama_gqa", cfg, W, 6202, 0.3, 0.08,
+                      saved={"lm_head.weight": ("saved", 0.1), "model.norm.weight": ("saved", 0.2)},
+                      r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], modules_to_save=["lm_head", "model.norm"])
+    make_peft_adapter("llama_gqa.saved_embed", "llama_gqa", cfg, W, 6303, 0.3, 0.05,
+                      saved={"model.embed_tokens.weight": ("wrapped", 0.15)},
+                      r=4, lora_alpha=4, target_modules=["o_proj"], modules_to_save=["embed_tokens"])
+    cfg, W = models["qwen2_tied"]
+    make_peft_adapter("qwen2_tied.dora", "qwen2_tied", cfg, W, 6404, 0.3, 0.05, dora_noise=0.3,
+                      r=4, lora_alpha=8, target_modules=["q_proj", "k_proj", "v_proj", "o_proj"], use_dora=True)
+    cases = []
+    for model, adapter in [("llama_gqa", "llama_gqa.dora"), ("llama_gqa", "llama_gqa.saved"),
+                           ("llama_gqa", "llama_gqa.saved_embed"), ("qwen2_tied", "qwen2_tied.dora")]:
+        cfg, W = models[model]
+        lora, Wa = load_peft_adapter(os.path.join(DATA, adapter), cfg, W)
+        logits = [forward(cfg, Wa, s, lora) for s in sequences]
+        # The folded form W' = m * (W + sBA) / ||W + sBA||_row must give the same function (checked here, in float64).
+        Wf = dict(Wa)
+        for m, entry in lora.items():
+            A, B, scale = entry[:3]
+            merged = Wf[m + ".weight"] + scale * (B @ A)
+            Wf[m + ".weight"] = merged * (entry[3] / torch.linalg.norm(merged, dim=1))[:, None] if len(entry) == 4 else merged
+        assert max(float((forward(cfg, Wf, s) - lg).abs().max()) for s, lg in zip(sequences, logits)) < 1e-9
+        diff = max(float((lg - forward(cfg, W, s)).abs().max()) for s, lg in zip(sequences, logits))
+        name = model + "+" + adapter.split(".", 1)[1]
+        print(f"{name:32s} adapter max|dlogit|={diff:.3f}")
+        cases.append({"name": name, "model": model, "adapter": adapter, "sequences": sequences,
+                      "logits": [[[rnd(v) for v in row] for row in lg.tolist()] for lg in logits], "greedy": []})
+    with open(os.path.join(DATA, "peft_goldens.json"), "w") as f:
+        json.dump(cases, f, separators=(",", ":"))
+        f.write("\n")
+
+
 def rnd(v):
     return float(f"{v:.7g}")
 
@@ -822,6 +931,8 @@ def main():
     with open(os.path.join(DATA, "goldens.json"), "w") as f:
         json.dump(cases, f, separators=(",", ":"))
         f.write("\n")
+
+    make_peft_cases(models, sequences)
 
     tcases = [{"text": t, "ids": encode(t, toks)} for t in TOKENIZER_TEXTS]
     write_json(os.path.join(DATA, "tokenizer_goldens.json"), tcases)
