@@ -156,6 +156,8 @@ public sealed partial class DecoderConfig
     /// <summary>Refuses a sequence longer than the model's context (max_position_embeddings), before the forward pass grows with it.</summary>
     public void CheckSequenceLength(int totalLength)
     {
+        // Dynamic (NTK) rope scaling exists to run past max_position_embeddings: its base grows with the length.
+        if (Scaling.Type == "dynamic") return;
         if (totalLength > MaxPositionEmbeddings)
             throw new ArgumentException($"{Source}: max_position_embeddings: a sequence of {totalLength} tokens is longer than the model's context of {MaxPositionEmbeddings} positions; shorten the prompt");
     }
