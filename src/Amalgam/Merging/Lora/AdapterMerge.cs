@@ -21,30 +21,67 @@ namespace Amalgam.Merging.Lora;
 /// </summary>
 public static class AdapterMerge
 {
+    /// <summary>An adapter built in memory, before it is saved.</summary>
+    public sealed record Built(LoraAdapter Adapter, LoraConfig Config, List<string> Notes, TruncationReport? Report, int Modules, long BytesRead);
+
     public static MergeSummary Run(MergeInputSet inputs, MergeOutput output, string outDir, MergeRunOptions? options = null)
     {
         options ??= new();
         var recipe = inputs.Recipe;
         var clock = Stopwatch.StartNew();
-        if (!inputs.AllLora)
+        var built = Build(inputs, output, Path.GetFileName(Path.GetFullPath(outDir).TrimEnd('/')), options);
+        using var adapter = built.Adapter;
+        AtomicDirectory.Write(outDir, staging =>
+        {
+            adapter.Save(staging); // replaces the staging folder with adapter_config.json + adapter_model.safetensors
+            OutputFolderFiles.WriteRecipe(recipe, staging);
+            OutputFolderFiles.WriteReadme(recipe, output, staging, built.Notes, Describe(output, built.Config), built.Report?.Markdown());
+        });
+        long written = adapter.Deltas.Values.Sum(x => x.A.numel() * x.A.element_size() + x.B.numel() * x.B.element_size());
+        var notes = built.Report is { } r ? [.. built.Notes, r.Summary] : built.Notes;
+        return new MergeSummary(Path.GetFullPath(outDir), output, built.Modules, 0, built.BytesRead, written, clock.Elapsed, notes);
+    }
+
+    /// <summary>Merges (or extracts) every module into factors; the caller owns the adapter.</summary>
+    public static Built Build(MergeInputSet inputs, MergeOutput output, string name, MergeRunOptions options)
+    {
+        var recipe = inputs.Recipe;
+        if (inputs.Base is null)
+            throw new InvalidDataException($"{recipe.Source}: base_model: missing; output: {OutputFolderFiles.OutputName(output)} stores merged − base, so it needs the base");
+        if (inputs.AnyLora && !inputs.AllLora)
         {
             var dense = inputs.Models.First(m => m.Source is not LoraExpertSource).Model;
-            throw new InvalidDataException($"{recipe.Source}: models[{dense.Index}].model: output: {OutputFolderFiles.OutputName(output)} needs every model to be a LoRA adapter; use output: model to merge full checkpoints");
+            throw new InvalidDataException($"{recipe.Source}: models[{dense.Index}].model: output: {OutputFolderFiles.OutputName(output)} needs every model to be a LoRA adapter (or every model a full checkpoint, to extract a LoRA); use output: model to merge both kinds");
         }
-        if (output is MergeOutput.Cat or MergeOutput.FactorLinear && !LinearCoefficients.Supports(recipe.Method))
-            throw new InvalidDataException($"{recipe.Source}: output: {OutputFolderFiles.OutputName(output)} is exact only for a linear combination of the experts ({string.Join(", ", LinearCoefficients.Methods)}), not {recipe.Method.Name}; use output: adapter");
+        if (output is MergeOutput.Cat or MergeOutput.FactorLinear)
+        {
+            if (!inputs.AllLora)
+            {
+                var dense = inputs.Models.First(m => m.Source is not LoraExpertSource).Model;
+                throw new InvalidDataException($"{recipe.Source}: models[{dense.Index}].model: output: {OutputFolderFiles.OutputName(output)} recombines LoRA factors, so it needs every model to be a LoRA adapter; use output: adapter (truncated SVD, also from full fine-tunes) or output: model");
+            }
+            if (!LinearCoefficients.Supports(recipe.Method))
+                throw new InvalidDataException($"{recipe.Source}: output: {OutputFolderFiles.OutputName(output)} is exact only for a linear combination of the experts ({string.Join(", ", LinearCoefficients.Methods)}), not {recipe.Method.Name}; use output: adapter");
+        }
 
-        var experts = inputs.Models.Select(m => ((LoraExpertSource)m.Source).Adapter).ToList();
-        var baseModel = inputs.Base!;
-        var modules = experts.SelectMany(e => e.Deltas.Keys).Distinct().Order(StringComparer.Ordinal).ToList();
+        var baseModel = inputs.Base;
+        var experts = inputs.AllLora ? inputs.Models.Select(m => ((LoraExpertSource)m.Source).Adapter).ToList() : [];
+        // LoRA experts: the modules they target. Full fine-tunes (extraction): every 2-D weight outside the embeddings.
+        var modules = inputs.AllLora
+            ? experts.SelectMany(e => e.Deltas.Keys).Distinct().Order(StringComparer.Ordinal).ToList()
+            : inputs.Names.Where(n => IsDecomposable(n, baseModel)).Select(n => n[..^".weight".Length]).ToList();
         if (options.Order is { } order) modules = order(modules).ToList();
-        int rank = recipe.Rank ?? experts.Max(e => e.Deltas.Values.Max(d => (int)d.Rank));
+        int? rank = recipe.MaxError is not null ? null : recipe.Rank ?? (inputs.AllLora ? experts.Max(e => e.Deltas.Values.Max(d => (int)d.Rank)) : null);
+        if (rank is null && recipe.MaxError is null)
+            throw new InvalidDataException($"{recipe.Source}: rank: missing; extracting a LoRA from full models needs rank: N or rank: auto (with max_error)");
         var notes = new List<string>();
         if (output == MergeOutput.FactorLinear)
             notes.Add("APPROXIMATE: factor_linear mixes the A and B factors separately (PEFT's add_weighted_adapter 'linear'); the product contains cross terms Bᵢ·Aⱼ, so it is NOT the weighted sum of the experts' updates. Use output: cat for the exact result.");
+        if (!inputs.AllLora) notes.AddRange(CheckUndecomposable(inputs));
 
         var factors = new Dictionary<string, (Tensor A, Tensor B)>(StringComparer.Ordinal);
         var ranks = new Dictionary<string, int>(StringComparer.Ordinal);
+        var truncation = new List<ModuleTruncation>();
         long read = 0;
         var outType = recipe.OutDtype ?? (recipe.Dtype is { } d && d != ScalarType.Float64 ? d : ScalarType.Float32);
         try
@@ -58,30 +95,29 @@ public static class AdapterMerge
                     int who = experts.FindIndex(e => e.Deltas.ContainsKey(module));
                     throw new InvalidDataException($"models[{inputs.Models[who].Model.Index}] ({inputs.Models[who].Source.Path}): targets '{module}', which the base model has no '{key}' for");
                 }
-                read += baseModel.StoredBytes(key);
+                read += baseModel.StoredBytes(key) * (inputs.AllLora ? 1 : 1 + inputs.Models.Count);
                 using var scope = NewDisposeScope();
-                var (a, b) = output switch
+                Tensor a, b;
+                if (output == MergeOutput.Adapter)
                 {
-                    MergeOutput.Adapter => Truncated(inputs, key, rank),
-                    MergeOutput.Cat => Concatenated(inputs, experts, module, key),
-                    _ => FactorLinear(inputs, experts, module, key),
-                };
+                    var delta = MergedDelta(inputs, key);
+                    if (!inputs.AllLora && delta.abs().max().item<double>() == 0) continue; // extraction: nothing changed here
+                    var (ta, tb, k, err) = TruncationReport.Truncate(delta, rank, recipe.MaxError);
+                    truncation.Add(new ModuleTruncation(module, k, err));
+                    (a, b) = Pad(ta, tb, k);
+                }
+                else (a, b) = output == MergeOutput.Cat ? Concatenated(inputs, experts, module, key) : FactorLinear(inputs, experts, module, key);
                 factors[module] = (a.to(outType).MoveToOuterDisposeScope(), b.to(outType).MoveToOuterDisposeScope());
                 ranks[module] = (int)a.shape[0];
             }
             options.Progress?.Invoke(new MergeProgress("merge", modules.Count, modules.Count, ""));
+            if (factors.Count == 0) throw new InvalidDataException($"{recipe.Source}: models: no 2-D weight differs from the base; there is nothing to extract");
 
-            var config = OutputConfig(recipe, baseModel, ranks, output == MergeOutput.Adapter ? rank : ranks.Values.Max());
-            using var adapter = new LoraAdapter(Path.GetFileName(Path.GetFullPath(outDir).TrimEnd('/')), config, factors);
+            var config = OutputConfig(recipe, baseModel, ranks, output == MergeOutput.Adapter && rank is { } r ? r : ranks.Values.Max());
+            var adapter = new LoraAdapter(name, config, factors);
             factors.Clear(); // the adapter owns them now
-            AtomicDirectory.Write(outDir, staging =>
-            {
-                adapter.Save(staging); // replaces the staging folder with adapter_config.json + adapter_model.safetensors
-                OutputFolderFiles.WriteRecipe(recipe, staging);
-                OutputFolderFiles.WriteReadme(recipe, output, staging, notes, Describe(output, config));
-            });
-            long written = adapter.Deltas.Values.Sum(x => x.A.numel() * x.A.element_size() + x.B.numel() * x.B.element_size());
-            return new MergeSummary(Path.GetFullPath(outDir), output, modules.Count, 0, read, written, clock.Elapsed, notes);
+            var report = output == MergeOutput.Adapter ? new TruncationReport(truncation, rank, recipe.MaxError) : null;
+            return new Built(adapter, config, notes, report, ranks.Count, read);
         }
         finally
         {
@@ -89,15 +125,44 @@ public static class AdapterMerge
         }
     }
 
-    static string Describe(MergeOutput output, LoraConfig c) => output switch
+    /// <summary>Rows/columns of zeros up to the declared rank when a module's SVD has fewer singular values (min(out, in) &lt; k).</summary>
+    static (Tensor A, Tensor B) Pad(Tensor a, Tensor b, int rank)
     {
-        MergeOutput.Adapter => $"truncated SVD of (merged − base) per layer, r = {c.R}, lora_alpha = {c.LoraAlpha} (scale 1)",
-        MergeOutput.Cat => $"exact concatenation of the experts' factors, r = {c.R}{(c.RankPattern is { Count: > 0 } ? " (per-module ranks in rank_pattern)" : "")}, scale 1",
-        _ => $"APPROXIMATE A/B-space mixing, r = {c.R}, scale 1",
-    };
+        long k = a.shape[0];
+        if (k >= rank) return (a, b);
+        return (cat([a, zeros(rank - k, a.shape[1], dtype: a.dtype)], 0), cat([b, zeros(b.shape[0], rank - k, dtype: b.dtype)], 1));
+    }
 
-    /// <summary>θ0 and θᵢ = θ0 + ΔWᵢ in the compute dtype, the method's result, and its rank-k factorisation.</summary>
-    static (Tensor A, Tensor B) Truncated(MergeInputSet inputs, string key, int rank)
+    /// <summary>2-D <c>.weight</c> tensors outside the embeddings and lm_head: what a LoRA adapter can hold.</summary>
+    static bool IsDecomposable(string name, CheckpointSource baseModel) =>
+        name.EndsWith(".weight", StringComparison.Ordinal) && baseModel.Describe(name).Shape.Length == 2
+        && !name.Contains("embed_tokens", StringComparison.Ordinal) && !name.Contains(CausalLM.OutputLayer, StringComparison.Ordinal);
+
+    /// <summary>
+    /// Extraction: tensors a LoRA cannot hold (norms, biases, embeddings, lm_head) must come out of the merge equal to
+    /// the base, or be skipped by <c>skip_undecomposable: true</c> (mergekit-extract-lora's --skip-undecomposable),
+    /// which the README then lists.
+    /// </summary>
+    static IEnumerable<string> CheckUndecomposable(MergeInputSet inputs)
+    {
+        var recipe = inputs.Recipe;
+        var changed = new List<string>();
+        foreach (var n in inputs.Names.Where(n => !IsDecomposable(n, inputs.Base!)))
+        {
+            var (dtype, _) = inputs.Base!.Describe(n);
+            if (dtype is not (DType.F32 or DType.F16 or DType.BF16)) continue;
+            using var scope = NewDisposeScope();
+            if (MergedDelta(inputs, n).abs().max().item<double>() != 0) changed.Add(n);
+        }
+        if (changed.Count == 0) yield break;
+        string list = string.Join(", ", changed.Take(6)) + (changed.Count > 6 ? $", ... ({changed.Count} in all)" : "");
+        if (!recipe.SkipUndecomposable)
+            throw new InvalidDataException($"{recipe.Source}: output: adapter: {list} differ from the base but are not 2-D linear weights, so a LoRA adapter cannot hold them; set skip_undecomposable: true to leave them at the base's values, or use output: model");
+        yield return $"skip_undecomposable: {list} differ from the base and are NOT in the adapter (it keeps the base's values there)";
+    }
+
+    /// <summary>The method's result minus θ0 at one key, in the compute dtype (θᵢ = θ0 + ΔWᵢ for LoRA experts).</summary>
+    static Tensor MergedDelta(MergeInputSet inputs, string key)
     {
         var recipe = inputs.Recipe;
         var theta0 = inputs.Base!.Load(key, recipe.ComputeDtype).to(recipe.ComputeDtype);
@@ -105,8 +170,15 @@ public static class AdapterMerge
         using var random = inputs.RandomFor(key);
         var merged = recipe.Method.Merge(inputs.Inputs(key, theta0, thetas, random, null));
         StreamingMerge.Check(recipe, key, merged, theta0.shape);
-        return LowRankFactorization.Truncate(merged - theta0, rank);
+        return merged - theta0;
     }
+
+    static string Describe(MergeOutput output, LoraConfig c) => output switch
+    {
+        MergeOutput.Adapter => $"truncated SVD of (merged − base) per layer, r = {c.R}{(c.RankPattern is { Count: > 0 } ? " (per-module ranks in rank_pattern)" : "")}, lora_alpha = r (scale 1); see the truncation error below",
+        MergeOutput.Cat => $"exact concatenation of the experts' factors, r = {c.R}{(c.RankPattern is { Count: > 0 } ? " (per-module ranks in rank_pattern)" : "")}, scale 1",
+        _ => $"APPROXIMATE A/B-space mixing, r = {c.R}, scale 1",
+    };
 
     /// <summary>A rows cᵢ·sᵢ·Aᵢ and B columns Bᵢ of every expert that targets the layer; verified against the method itself.</summary>
     static (Tensor A, Tensor B) Concatenated(MergeInputSet inputs, List<LoraAdapter> experts, string module, string key)
