@@ -40,7 +40,7 @@ public class PlanTests
         using var t = Load(Run("true"), key);
         using var l1 = Load(Run("l1"), key);
         using var f = Load(Run("false"), key);
-        Assert.True(t.equal(l1).item<bool>());
+        Assert.True(t.equal(l1).all().item<bool>());
         Assert.True((t - f).abs().max().item<float>() > 1e-4);
     }
 
@@ -96,7 +96,7 @@ public class PlanTests
         using var inMemory = ExpertMerge.ToModel(BaseDir, experts, "ties", new Dictionary<string, object> { ["density"] = 0.5 }, [[0.7], [0.2, 0.9]]);
         var s = streamed.named_parameters().ToDictionary(p => p.name, p => p.parameter);
         foreach (var (name, p) in inMemory.named_parameters())
-            Assert.True(p.equal(s[name]).item<bool>(), name);
+            Assert.True(p.equal(s[name]).all().item<bool>(), name);
         Assert.Contains("weight: [0.2, 0.9]", ExpertMerge.Recipe(BaseDir, experts, "ties", null, [[0.7], [0.2, 0.9]]));
     }
 
@@ -128,9 +128,9 @@ public class PlanTests
         {
             foreach (var (output, from, layer) in new[] { (0, ta, 0), (1, ta, 1), (2, tb, 1), (3, ta, 1) })
                 foreach (var suffix in new[] { "self_attn.q_proj.weight", "mlp.down_proj.weight", "input_layernorm.weight" })
-                    Assert.True(merged[$"model.layers.{output}.{suffix}"].equal(from[$"model.layers.{layer}.{suffix}"]).item<bool>(), $"{output}.{suffix}");
-            Assert.True(merged["model.embed_tokens.weight"].equal(ta["model.embed_tokens.weight"]).item<bool>()); // first slice
-            Assert.True(merged["lm_head.weight"].equal(ta["lm_head.weight"]).item<bool>());                       // last slice
+                    Assert.True(merged[$"model.layers.{output}.{suffix}"].equal(from[$"model.layers.{layer}.{suffix}"]).all().item<bool>(), $"{output}.{suffix}");
+            Assert.True(merged["model.embed_tokens.weight"].equal(ta["model.embed_tokens.weight"]).all().item<bool>()); // first slice
+            Assert.True(merged["lm_head.weight"].equal(ta["lm_head.weight"]).all().item<bool>());                       // last slice
             Assert.Equal(ta.Count + 2 * ta.Keys.Count(k => k.StartsWith("model.layers.0.")), merged.Count);
         }
         finally { MergeFixtures.Dispose(merged); MergeFixtures.Dispose(ta); MergeFixtures.Dispose(tb); }
@@ -203,7 +203,7 @@ public class PlanTests
         MergeRunner.Run(MergeRecipe.Parse($"merge_method: linear\nmodels: [{{model: {a}, parameters: {{weight: 1}}}}, {{model: {dir["s2"]}, parameters: {{weight: 2}}}}]\n"), dir["s1"]);
         MergeRunner.Run(MergeRecipe.Parse($"merge_method: slerp\nbase_model: {BaseDir}\nmodels: [{dir["s1"]}]\nparameters: {{t: 0.4}}\n"), dir["hand"]);
         var x = ReadAll(dir["out"]); var y = ReadAll(dir["hand"]);
-        try { foreach (var (n, t) in x) Assert.True(t.equal(y[n]).item<bool>(), n); }
+        try { foreach (var (n, t) in x) Assert.True(t.equal(y[n]).all().item<bool>(), n); }
         finally { MergeFixtures.Dispose(x); MergeFixtures.Dispose(y); }
 
         Assert.Contains("cycle", Assert.Throws<InvalidDataException>(() => MergePlan.Parse("name: p\nmerge_method: linear\nmodels: [q]\n---\nname: q\nmerge_method: linear\nmodels: [p]\n---\nname: r\nmerge_method: linear\nmodels: [p]\n")).Message);
@@ -221,7 +221,7 @@ public class PlanTests
         using var scope = NewDisposeScope();
         var expected = Load(BaseDir, module + ".weight") + delta.Dense(ScalarType.Float32);
         Assert.True(Load(dir["out"], module + ".weight").allclose(expected, rtol: 0, atol: 1e-6));
-        Assert.True(Load(dir["out"], "model.norm.weight").equal(Load(BaseDir, "model.norm.weight")).item<bool>());
+        Assert.True(Load(dir["out"], "model.norm.weight").equal(Load(BaseDir, "model.norm.weight")).all().item<bool>());
     }
 
     [Theory]

@@ -20,7 +20,7 @@ public static class InMemoryMerge
         options ??= new();
         using var inputs = new MergeInputSet(recipe);
         var plan = StreamingMerge.Prepare(inputs, options);
-        var config = DecoderConfig.Load(inputs.Reference.Path);
+        var config = DecoderConfig.Load(inputs.ReferenceFolder);
         if (plan.Vocab is { } v) config.VocabSize = (int)v;
         if (recipe.Slices is not null) config.NumHiddenLayers = inputs.OutputLayers;
         const string embeddings = "model.embed_tokens.weight";

@@ -50,7 +50,7 @@ public sealed class MergeInputSet : IDisposable
             }
             if (models.Count == 0 && recipe.Slices is null) throw new InvalidDataException($"{recipe.Source}: models: nothing to merge besides the base model");
             Models = models;
-            Layers = CountLayers(Reference.Path, ReferenceNames);
+            Layers = CountLayers(ReferenceFolder, ReferenceNames);
             Resolver = new ParameterResolver(recipe, Layers);
         }
         catch
@@ -96,8 +96,15 @@ public sealed class MergeInputSet : IDisposable
     /// <summary>The checkpoint whose key set, config and tokenizer the output follows: the base, else the first model (of the first slice).</summary>
     public IMergeSource Reference => (IMergeSource?)Base ?? (Recipe.Slices is { } s ? byReference[s[0].Sources[0].Model.Reference] : Models[0].Source);
 
-    IReadOnlyList<string> ReferenceNames => Reference is CheckpointSource c ? c.Names.Order(StringComparer.Ordinal).ToList()
-        : Reference is ModelPlusLoraSource ? throw new InvalidDataException($"{Recipe.Source}: the first model is model+lora; give a base_model for the key set") : throw new InvalidOperationException();
+    /// <summary>The reference's folder (config.json, tokenizer files): for model+lora, the model's.</summary>
+    public string ReferenceFolder => Reference is ModelPlusLoraSource p ? p.Model.Path : Reference.Path;
+
+    IReadOnlyList<string> ReferenceNames => (Reference switch
+    {
+        CheckpointSource c => c.Names,
+        ModelPlusLoraSource p => p.Model.Names,
+        _ => throw new InvalidOperationException(),
+    }).Order(StringComparer.Ordinal).ToList();
 
     public IReadOnlyList<string> Names => ReferenceNames;
 

@@ -73,6 +73,7 @@ public sealed class ModelPlusLoraSource(CheckpointSource model, LoraAdapter adap
 {
     private readonly LoraExpertSource applied = new(loraPath, model, adapter);
     public string Path { get; } = model.Path + "+" + loraPath;
+    public CheckpointSource Model => model;
     public bool Contains(string name) => model.Contains(name);
     public (DType DType, long[] Shape) Describe(string name) => model.Describe(name);
     public Tensor Load(string name, ScalarType compute) => applied.Load(name, compute);

@@ -39,7 +39,7 @@ public static class StreamingMerge
                 writer.Commit();
             }
             var types = plan.FloatTypes;
-            OutputFolderFiles.WriteConfig(inputs.Reference.Path, staging, types.Count == 1 ? RecipeDtype.TorchName(types[0].ToScalarType()) : null, plan.Vocab,
+            OutputFolderFiles.WriteConfig(inputs.ReferenceFolder, staging, types.Count == 1 ? RecipeDtype.TorchName(types[0].ToScalarType()) : null, plan.Vocab,
                 recipe.Slices is null ? null : inputs.OutputLayers);
             OutputFolderFiles.CopyTokenizer(TokenizerFolder(inputs), staging);
             OutputFolderFiles.WriteRecipe(recipe, staging);
@@ -118,7 +118,7 @@ public static class StreamingMerge
     internal static string TokenizerFolder(MergeInputSet inputs)
     {
         var recipe = inputs.Recipe;
-        if (recipe.TokenizerSource is not { } t || t == "base") return inputs.Reference.Path;
+        if (recipe.TokenizerSource is not { } t || t == "base") return inputs.ReferenceFolder;
         string wanted = t["model:".Length..];
         string full = Path.GetFullPath(wanted);
         var match = recipe.Models.FirstOrDefault(m => m.Reference == wanted || m.Path == full || Path.GetFileName(m.Path.TrimEnd('/')) == wanted)

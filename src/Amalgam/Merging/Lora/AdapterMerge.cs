@@ -6,6 +6,7 @@ using Amalgam.Merging.Execution;
 using Amalgam.Merging.Recipes;
 using Amalgam.Models;
 using Amalgam.Tensors;
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace Amalgam.Merging.Lora;
@@ -101,7 +102,7 @@ public static class AdapterMerge
                 if (output == MergeOutput.Adapter)
                 {
                     var delta = MergedDelta(inputs, key);
-                    if (!inputs.AllLora && delta.abs().max().item<double>() == 0) continue; // extraction: nothing changed here
+                    if (!inputs.AllLora && delta.abs().max().ToDouble() == 0) continue; // extraction: nothing changed here
                     var (ta, tb, k, err) = TruncationReport.Truncate(delta, rank, recipe.MaxError);
                     truncation.Add(new ModuleTruncation(module, k, err));
                     (a, b) = Pad(ta, tb, k);
@@ -152,7 +153,7 @@ public static class AdapterMerge
             var (dtype, _) = inputs.Base!.Describe(n);
             if (dtype is not (DType.F32 or DType.F16 or DType.BF16)) continue;
             using var scope = NewDisposeScope();
-            if (MergedDelta(inputs, n).abs().max().item<double>() != 0) changed.Add(n);
+            if (MergedDelta(inputs, n).abs().max().ToDouble() != 0) changed.Add(n);
         }
         if (changed.Count == 0) yield break;
         string list = string.Join(", ", changed.Take(6)) + (changed.Count > 6 ? $", ... ({changed.Count} in all)" : "");

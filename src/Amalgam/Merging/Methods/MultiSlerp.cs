@@ -46,7 +46,7 @@ public sealed class MultiSlerp : IMergeMethod
         var weights = tensor(w, dtype: dtype).unsqueeze(1);
         var norms = flat.norm(-1, keepdim: true);
         var units = flat / (norms + eps);
-        var mean = (units * weights).sum(0);
+        var mean = (units * weights).sum(dim: 0);
         double meanNorm = mean.norm().ToDouble();
         Tensor result;
         if (meanNorm < eps)
@@ -58,7 +58,7 @@ public sealed class MultiSlerp : IMergeMethod
         {
             mean = mean / meanNorm;
             var dots = (units * mean).sum(-1, keepdim: true);
-            var tangent = ((units - dots * mean) * weights).sum(0);
+            var tangent = ((units - dots * mean) * weights).sum(dim: 0);
             double tn = tangent.norm().ToDouble() + eps;
             var onSphere = mean * Math.Cos(tn) + tangent * (Math.Sin(tn) / tn);
             double avgNorm = (norms.squeeze(-1) * weights.squeeze(1)).sum().ToDouble();

@@ -30,7 +30,7 @@ public sealed class Ram : IMergeMethod
         double eps = ParameterValues.Number(inputs.Global, "epsilon") ?? 1e-5;
         var deltas = stack(inputs.Models.Select(m => m.to(b.dtype) - b).ToList(), 0);
         var active = (deltas.abs() > eps).to(b.dtype);
-        var count = active.sum(0).clamp_min(1.0);
-        return (b + (deltas * active).sum(0) / count).MoveToOuterDisposeScope();
+        var count = active.sum(dim: 0).clamp_min(1.0);
+        return (b + (deltas * active).sum(dim: 0) / count).MoveToOuterDisposeScope();
     }
 }

@@ -48,10 +48,10 @@ public sealed class Sce : IMergeMethod
         w = w.reshape(shape);
         var weighted = deltas * w;
         var agree = SignConsensus.AgreementMask(weighted, ConsensusRule.Sum);
-        var mixed = (weighted * agree).sum(0);
+        var mixed = (weighted * agree).sum(dim: 0);
         if (ParameterValues.Bool(inputs.Global, "normalize") ?? true)
         {
-            var divisor = (w * agree).sum(0);
+            var divisor = (w * agree).sum(dim: 0);
             divisor = where(divisor == 0, ones_like(divisor), divisor);
             mixed = mixed / divisor;
         }
