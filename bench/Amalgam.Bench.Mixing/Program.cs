@@ -74,10 +74,10 @@ using var library = new ExpertLibrary(model, experts);
 var variants = new (string Name, Action Run)[]
 {
     ("base alone", () => GreedyDecoder.Generate(model, prompts, newTokens, [], pad)),
-    ("top-1 (a different expert per row)", () => GreedyDecoder.Generate(model, prompts, newTokens, [], pad, new FixedMixing(Top(1)))),
-    ("top-2 mixture", () => GreedyDecoder.Generate(model, prompts, newTokens, [], pad, new FixedMixing(Top(2)))),
-    ($"dense mixture of all {k}", () => GreedyDecoder.Generate(model, prompts, newTokens, [], pad, new FixedMixing(full(rows, k, 1.0 / k)))),
-    ("Twin-Merging, factored", () => GreedyDecoder.Generate(shared, prompts, newTokens, [], pad, new FixedMixing(twinWeights))),
+    ("top-1 (a different expert per row)", () => { using var m = new FixedMixing(Top(1)); GreedyDecoder.Generate(model, prompts, newTokens, [], pad, m); }),
+    ("top-2 mixture", () => { using var m = new FixedMixing(Top(2)); GreedyDecoder.Generate(model, prompts, newTokens, [], pad, m); }),
+    ($"dense mixture of all {k}", () => { using var m = new FixedMixing(full(rows, k, 1.0 / k)); GreedyDecoder.Generate(model, prompts, newTokens, [], pad, m); }),
+    ("Twin-Merging, factored", () => { using var m = new FixedMixing(twinWeights); GreedyDecoder.Generate(shared, prompts, newTokens, [], pad, m); }),
 };
 // Rounds interleave the variants so that machine noise hits them alike; each figure is a median over rounds.
 var times = variants.Select(_ => new List<double>()).ToList();

@@ -30,9 +30,8 @@ public static class GenerateCommand
             {
                 var promptIds = tokenizer.Encode(parse.GetValue(prompt)!, addBos: true).Select(i => (long)i).ToList();
                 if (promptIds.Count == 0) throw new ArgumentException("--prompt: encodes to no tokens");
-                var stops = model.Config.EosTokenIds.Select(i => (long)i).ToHashSet();
-                if (tokenizer.EosId is int eos) stops.Add(eos);
-                var ids = GreedyDecoder.Generate(model, [promptIds], max, stops, model.Config.PadId ?? tokenizer.PadId ?? 0)[0];
+                var ids = GreedyDecoder.Generate(model, [promptIds], max, GenerationDefaults.StopTokens(tokenizer, model.Config),
+                    GenerationDefaults.PadId(tokenizer, model.Config))[0];
                 string text = tokenizer.Decode(ids.Select(i => (int)i));
                 if (parse.GetValue(json))
                     Console.WriteLine(JsonSerializer.Serialize(new { prompt_ids = promptIds, ids, text }));

@@ -49,7 +49,8 @@ public static class EnsembleDecoder
             if ((weights < 0).any().item<bool>() || Math.Abs(weights.sum().item<float>() - 1) > 1e-4)
                 throw new ArgumentException("ensemble weights must be non-negative and sum to 1");
         using var rowExpert = eye(k).repeat(prompts.Count, 1); // row p·K + e uses expert e alone
-        return GreedyDecoder.Decode(model, prompts, k, maxNewTokens, stopTokens, padId, new FixedMixing(rowExpert),
+        using var mixing = new FixedMixing(rowExpert);
+        return GreedyDecoder.Decode(model, prompts, k, maxNewTokens, stopTokens, padId, mixing,
             logits => Combine(logits, weights, aggregation).argmax(-1).data<long>().ToArray());
     }
 }

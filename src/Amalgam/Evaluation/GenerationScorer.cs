@@ -17,10 +17,10 @@ public static class GenerationScorer
     public static IReadOnlyList<string> Answers(IPredictor predictor, ITextTokenizer tokenizer, IReadOnlyList<string> prompts, int maxNewTokens)
     {
         var model = predictor.Model;
-        var stops = new HashSet<long>(model.Config.EosTokenIds.Select(i => (long)i));
-        if (tokenizer.EosId is int eos) stops.Add(eos);
+        var stops = GenerationDefaults.StopTokens(tokenizer, model.Config);
+        // Suite answers are one line.
         foreach (var id in tokenizer.Encode("\n", addBos: false)) stops.Add(id);
-        long pad = tokenizer.PadId ?? model.Config.PadId ?? 0;
+        long pad = GenerationDefaults.PadId(tokenizer, model.Config);
         var encoded = prompts.Select(p => (IReadOnlyList<long>)tokenizer.Encode(p, addBos: true).Select(i => (long)i).ToArray()).ToList();
         return predictor.Generate(encoded, maxNewTokens, stops, pad).Select(ids => tokenizer.Decode(ids.Select(i => (int)i))).ToList();
     }

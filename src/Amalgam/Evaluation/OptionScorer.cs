@@ -17,7 +17,7 @@ public static class OptionScorer
 
     public static IReadOnlyList<double> LogLikelihoods(IPredictor predictor, ITextTokenizer tokenizer, IReadOnlyList<(string Prompt, string Option)> pairs)
     {
-        long pad = tokenizer.PadId ?? predictor.Model.Config.PadId ?? 0;
+        long pad = GenerationDefaults.PadId(tokenizer, predictor.Model.Config);
         var sequences = pairs.Select(p =>
         {
             var prompt = tokenizer.Encode(p.Prompt, addBos: true);

@@ -33,7 +33,10 @@ public sealed class LoraAdapter : IDisposable
     /// Reads a PEFT adapter folder. With <paramref name="baseModel"/> it is also checked against that model
     /// (see <see cref="Validate"/>); float16 factors are widened to float32.
     /// </summary>
-    public static LoraAdapter Load(string dir, CausalLM? baseModel = null)
+    /// <param name="dir">the adapter folder</param>
+    /// <param name="baseModel">the model it must fit, if known</param>
+    /// <param name="name">the expert's name (default: the folder's name)</param>
+    public static LoraAdapter Load(string dir, CausalLM? baseModel = null, string? name = null)
     {
         if (!Directory.Exists(dir)) throw new DirectoryNotFoundException($"{dir}: no such adapter folder");
         var config = LoraConfig.Load(Path.Combine(dir, ConfigFile));
@@ -60,7 +63,7 @@ public sealed class LoraAdapter : IDisposable
             foreach (var (a, b) in factors.Values) { a?.Dispose(); b?.Dispose(); }
             throw;
         }
-        var adapter = new LoraAdapter(Path.GetFileName(Path.GetFullPath(dir).TrimEnd('/')), config, factors.ToDictionary(f => f.Key, f => (f.Value.A!, f.Value.B!)));
+        var adapter = new LoraAdapter(name ?? Path.GetFileName(Path.GetFullPath(dir).TrimEnd('/')), config, factors.ToDictionary(f => f.Key, f => (f.Value.A!, f.Value.B!)));
         try
         {
             adapter.CheckRanks(weights);

@@ -9,7 +9,7 @@ namespace Amalgam.Models;
 /// y = W·x + b + Σ sₖ·Bₖ·(Aₖ·x). Many experts can therefore share one base; folding a delta into W is the
 /// separate, explicit <see cref="Fold"/>.
 /// </summary>
-public sealed class AdaptableLinear : nn.Module<Tensor, Tensor>
+public sealed class AdaptableLinear : nn.Module<Tensor, ForwardContext?, Tensor>
 {
     private readonly Parameter weight;
     private readonly Parameter? bias;
@@ -39,11 +39,8 @@ public sealed class AdaptableLinear : nn.Module<Tensor, Tensor>
         deltas.Add(delta);
     }
 
-    /// <summary>The stacked factors of an installed <see cref="ExpertLibrary"/>, mixed per row when a policy is active.</summary>
+    /// <summary>The stacked factors of an installed expert library, mixed per row when the forward carries a mixing policy.</summary>
     public StackedFactors? Mixture { get; internal set; }
-
-    /// <summary>The mixing policy of the forward in progress (set by <see cref="CausalLM"/> for its duration).</summary>
-    internal IMixingPolicy? Policy { get; set; }
 
     public bool Detach(LowRankDelta delta) => deltas.Remove(delta);
     public void DetachAll() => deltas.Clear();
@@ -57,13 +54,16 @@ public sealed class AdaptableLinear : nn.Module<Tensor, Tensor>
         weight.copy_(merged.to(weight.dtype));
     }
 
-    public override Tensor forward(Tensor x)
+    /// <summary>The layer alone (attached deltas included, no per-row mixture).</summary>
+    public Tensor forward(Tensor x) => forward(x, null);
+
+    public override Tensor forward(Tensor x, ForwardContext? context)
     {
         using var scope = NewDisposeScope();
         var y = nn.functional.linear(x, weight, bias);
         foreach (var delta in deltas) y = y + delta.Apply(x, y.dtype);
         // The library picks the path (per-row compacted, dense or per-expert; see StackedFactors.AddTo).
-        if (Mixture is { } mixture && Policy is { } policy) y = mixture.AddTo(y, x, policy.Weights(ModulePath, x));
+        if (Mixture is { } mixture && context?.Mixing is { } policy) y = mixture.AddTo(y, x, policy.Weights(ModulePath, x), policy.Cache);
         return y.MoveToOuterDisposeScope();
     }
 }

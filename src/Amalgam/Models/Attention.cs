@@ -7,7 +7,7 @@ namespace Amalgam.Models;
 /// Causal grouped-query self-attention with rotary embeddings, computed as transformers' eager path does:
 /// scores in the model dtype, mask added and softmax taken in float32, then cast back.
 /// </summary>
-public sealed class Attention : nn.Module
+public sealed class Attention : nn.Module<Tensor, ForwardContext, Tensor>
 {
     private readonly AdaptableLinear q_proj;
     private readonly AdaptableLinear k_proj;
@@ -28,13 +28,13 @@ public sealed class Attention : nn.Module
         RegisterComponents();
     }
 
-    public Tensor Forward(Tensor x, AttentionContext ctx)
+    public override Tensor forward(Tensor x, ForwardContext ctx)
     {
         using var scope = NewDisposeScope();
         long b = x.shape[0], t = x.shape[1];
-        var q = q_proj.forward(x).view(b, t, heads, headDim).transpose(1, 2);
-        var k = k_proj.forward(x).view(b, t, kvHeads, headDim).transpose(1, 2);
-        var v = v_proj.forward(x).view(b, t, kvHeads, headDim).transpose(1, 2);
+        var q = q_proj.call(x, ctx).view(b, t, heads, headDim).transpose(1, 2);
+        var k = k_proj.call(x, ctx).view(b, t, kvHeads, headDim).transpose(1, 2);
+        var v = v_proj.call(x, ctx).view(b, t, kvHeads, headDim).transpose(1, 2);
         q = RotaryEmbedding.Apply(q, ctx.Cos, ctx.Sin);
         k = RotaryEmbedding.Apply(k, ctx.Cos, ctx.Sin);
         if (ctx.Cache is { } cache) (k, v) = cache.Append(layer, k, v);
@@ -46,6 +46,6 @@ public sealed class Attention : nn.Module
         var scores = q.matmul(k.transpose(2, 3)) * (1.0 / Math.Sqrt(headDim));
         var probs = nn.functional.softmax(scores.to(Precision.Reduction) + ctx.Mask, -1).to(v.dtype);
         var context = probs.matmul(v).transpose(1, 2).reshape(b, t, heads * headDim);
-        return o_proj.forward(context).MoveToOuterDisposeScope();
+        return o_proj.call(context, ctx).MoveToOuterDisposeScope();
     }
 }

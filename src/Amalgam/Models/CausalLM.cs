@@ -44,7 +44,7 @@ public sealed class CausalLM : nn.Module<DecoderInput, DecoderOutput>
     {
         using var scope = NewDisposeScope();
         var hidden = HiddenStates(input);
-        var logits = lm_head is null ? nn.functional.linear(hidden, model.Embeddings.Weight) : lm_head.forward(hidden);
+        var logits = lm_head is null ? nn.functional.linear(hidden, model.Embeddings.Weight) : lm_head.call(hidden, null);
         return new DecoderOutput(logits.to(Precision.Reduction).MoveToOuterDisposeScope());
     }
 
@@ -70,18 +70,9 @@ public sealed class CausalLM : nn.Module<DecoderInput, DecoderOutput>
         var additive = zeros(allowed.shape, Precision.Reduction).masked_fill(allowed.logical_not(), MaskedOut).unsqueeze(1);
         var (cos, sin) = rope.Angles(positions, Dtype);
 
-        Tensor hidden;
-        var mixed = input.Mixing is null ? [] : Linears.Values.Where(l => l.Mixture is not null).ToList();
-        if (input.Mixing is not null && mixed.Count == 0) throw new InvalidOperationException("DecoderInput.Mixing is set but no expert library is installed");
-        foreach (var l in mixed) l.Policy = input.Mixing;
-        try
-        {
-            hidden = model.Forward(ids, new AttentionContext(cos, sin, additive, input.Cache));
-        }
-        finally
-        {
-            foreach (var l in mixed) l.Policy = null;
-        }
+        if (input.Mixing is not null && !Linears.Values.Any(l => l.Mixture is not null))
+            throw new InvalidOperationException("DecoderInput.Mixing is set but no expert library is installed");
+        var hidden = model.call(ids, new ForwardContext(cos, sin, additive, input.Cache, input.Mixing));
         if (input.LastPositionOnly) hidden = hidden.narrow(1, t - 1, 1);
         return hidden.MoveToOuterDisposeScope();
     }

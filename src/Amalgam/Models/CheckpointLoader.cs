@@ -1,3 +1,4 @@
+using TorchSharp;
 using Amalgam.Tensors;
 using static TorchSharp.torch;
 
@@ -15,7 +16,8 @@ public static class CheckpointLoader
 
     /// <param name="dir">the checkpoint folder</param>
     /// <param name="dtype">compute dtype; by default the stored dtype of the embeddings (float16 widened to float32)</param>
-    public static CausalLM Load(string dir, ScalarType? dtype = null)
+    /// <param name="device">where the model's weights live (default: the CPU; the CPU build of libtorch has no other)</param>
+    public static CausalLM Load(string dir, ScalarType? dtype = null, Device? device = null)
     {
         if (!Directory.Exists(dir)) throw new DirectoryNotFoundException($"{dir}: no such checkpoint folder");
         var config = DecoderConfig.Load(dir);
@@ -27,6 +29,7 @@ public static class CheckpointLoader
         try
         {
             LoadWeights(model, store, dir);
+            if (device is not null && device.type != DeviceType.CPU) model.to(device);
         }
         catch
         {

@@ -4,7 +4,7 @@ using static TorchSharp.torch;
 namespace Amalgam.Models;
 
 /// <summary>A pre-norm transformer block: x + attention(norm(x)), then + mlp(norm(·)).</summary>
-public sealed class DecoderLayer : nn.Module
+public sealed class DecoderLayer : nn.Module<Tensor, ForwardContext, Tensor>
 {
     private readonly Attention self_attn;
     private readonly GatedMlp mlp;
@@ -20,10 +20,10 @@ public sealed class DecoderLayer : nn.Module
         RegisterComponents();
     }
 
-    public Tensor Forward(Tensor x, AttentionContext ctx)
+    public override Tensor forward(Tensor x, ForwardContext ctx)
     {
         using var scope = NewDisposeScope();
-        var h = x + self_attn.Forward(input_layernorm.forward(x), ctx);
-        return (h + mlp.forward(post_attention_layernorm.forward(h))).MoveToOuterDisposeScope();
+        var h = x + self_attn.call(input_layernorm.call(x), ctx);
+        return (h + mlp.call(post_attention_layernorm.call(h), ctx)).MoveToOuterDisposeScope();
     }
 }

@@ -5,7 +5,7 @@ using static TorchSharp.torch;
 namespace Amalgam.Models;
 
 /// <summary>The checkpoint's <c>model.*</c> part: embeddings, the layers and the final norm.</summary>
-public sealed class DecoderStack : nn.Module
+public sealed class DecoderStack : nn.Module<Tensor, ForwardContext, Tensor>
 {
     private readonly TokenEmbedding embed_tokens;
     private readonly ModuleList<DecoderLayer> layers;
@@ -22,11 +22,11 @@ public sealed class DecoderStack : nn.Module
     public TokenEmbedding Embeddings => embed_tokens;
 
     /// <summary>Hidden states after the final norm, [batch, new, hidden].</summary>
-    public Tensor Forward(Tensor ids, AttentionContext ctx)
+    public override Tensor forward(Tensor ids, ForwardContext ctx)
     {
         using var scope = NewDisposeScope();
-        var x = embed_tokens.forward(ids);
-        foreach (var layer in layers) x = layer.Forward(x, ctx);
-        return norm.forward(x).MoveToOuterDisposeScope();
+        var x = embed_tokens.call(ids);
+        foreach (var layer in layers) x = layer.call(x, ctx);
+        return norm.call(x).MoveToOuterDisposeScope();
     }
 }

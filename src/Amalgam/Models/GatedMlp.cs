@@ -4,7 +4,7 @@ using static TorchSharp.torch;
 namespace Amalgam.Models;
 
 /// <summary>The SwiGLU feed-forward block: down_proj(silu(gate_proj(x)) · up_proj(x)).</summary>
-public sealed class GatedMlp : nn.Module<Tensor, Tensor>
+public sealed class GatedMlp : nn.Module<Tensor, ForwardContext, Tensor>
 {
     private readonly AdaptableLinear gate_proj;
     private readonly AdaptableLinear up_proj;
@@ -18,10 +18,10 @@ public sealed class GatedMlp : nn.Module<Tensor, Tensor>
         RegisterComponents();
     }
 
-    public override Tensor forward(Tensor x)
+    public override Tensor forward(Tensor x, ForwardContext ctx)
     {
         using var scope = NewDisposeScope();
-        var h = nn.functional.silu(gate_proj.forward(x)) * up_proj.forward(x);
-        return down_proj.forward(h).MoveToOuterDisposeScope();
+        var h = nn.functional.silu(gate_proj.call(x, ctx)) * up_proj.call(x, ctx);
+        return down_proj.call(h, ctx).MoveToOuterDisposeScope();
     }
 }

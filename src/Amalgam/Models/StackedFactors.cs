@@ -17,14 +17,6 @@ public sealed class StackedFactors : IDisposable
 {
     private readonly Tensor a, b, expertOfRow;
     private readonly (int Expert, long Offset, long Rank, double Scale)[] blocks;
-    // The last weights seen and their per-rank-row gather: fixed weights are gathered once per generation, not per
-    // step. Keyed on the tensor object (held, so it cannot be recycled), the gather lives outside dispose scopes.
-    private Tensor? gatheredFor;
-    private Tensor? gathered;
-    // Per-example weights compacted per row (see Compact), cached the same way: one gather per generation.
-    private Tensor? compactFor;
-    private PerRowFactors? compact;
-
     /// <param name="experts">one entry per expert; null where the expert does not adapt this layer</param>
     /// <param name="inFeatures">the layer's input size</param>
     /// <param name="outFeatures">the layer's output size</param>
@@ -60,7 +52,7 @@ public sealed class StackedFactors : IDisposable
 
     public const long SparseThreshold = 1L << 22;
 
-    static Tensor PerToken(Tensor weights, Tensor x) => weights.dim() == 2 ? weights.unsqueeze(1) : weights;
+    static Tensor PerToken(Tensor weights) => weights.dim() == 2 ? weights.unsqueeze(1) : weights;
 
     void Check(Tensor x, Tensor weights)
     {
@@ -70,29 +62,22 @@ public sealed class StackedFactors : IDisposable
     }
 
     /// <summary>All experts at once: h = x·Aᵀ, each rank row scaled by its expert's weight × scale, then h·Bᵀ.</summary>
-    public Tensor Dense(Tensor x, Tensor weights)
+    public Tensor Dense(Tensor x, Tensor weights, MixingCache? cache = null)
     {
         Check(x, weights);
         using var scope = NewDisposeScope();
         var x32 = x.dtype == ScalarType.Float32 ? x : x.to(ScalarType.Float32);
         var h = nn.functional.linear(x32, a);                                                      // [b, t, R]
-        var y = nn.functional.linear(h * Gather(weights, x), b);
+        var y = nn.functional.linear(h * Gather(weights, cache), b);
         return (y.dtype == x.dtype ? y : y.to(x.dtype)).MoveToOuterDisposeScope();
     }
 
-    // Weights that take part in autograd are never cached: the graph must be fresh for every backward, and a
-    // parameter updated in place keeps its object.
-    static bool Cacheable(Tensor weights) => !(weights.requires_grad && is_grad_enabled());
-
-    Tensor Gather(Tensor weights, Tensor x)
+    // Each rank row scaled by its expert's weight: [batch, 1 or positions, R]. Fixed weights are gathered once per
+    // policy (a generation), not per step.
+    Tensor Gather(Tensor weights, MixingCache? cache)
     {
-        var w32 = weights.dtype == ScalarType.Float32 ? weights : weights.to(ScalarType.Float32);
-        if (!Cacheable(weights)) return PerToken(w32, x).index_select(-1, expertOfRow);
-        if (ReferenceEquals(gatheredFor, weights) && gathered is not null) return gathered;
-        gathered?.Dispose();
-        gathered = PerToken(w32, x).index_select(-1, expertOfRow).DetachFromDisposeScope();
-        gatheredFor = weights;
-        return gathered;
+        Tensor Make() => PerToken(weights.dtype == ScalarType.Float32 ? weights : weights.to(ScalarType.Float32)).index_select(-1, expertOfRow);
+        return cache is null ? Make() : cache.Gathered(this, Make);
     }
 
     /// <summary>
@@ -100,17 +85,16 @@ public sealed class StackedFactors : IDisposable
     /// (padded with zero rows to the widest row's rank r′), as A′ᵀ [batch, in, r′] and B′ᵀ [batch, r′, out] with
     /// the weight folded into B′. The mixture is then two batched products, x·A′ᵀ·B′ᵀ: a top-1 row costs one
     /// LoRA, and, unlike the sparse path, there is no per-expert work. Null when the weights are per token or
-    /// take part in autograd (dropping zero weights would drop their gradients), or when a row keeps over a
+    /// take part in autograd (dropping zero weights would drop their gradients; such policies have no cache), or when a row keeps over a
     /// quarter of the rank or the per-row copies would be large (see <see cref="PerRowFactors"/>).
     /// </summary>
-    PerRowFactors? PerRow(Tensor weights, long batch)
+    // Without a cache (weights that may change per call) the factors are built for this call alone.
+    PerRowFactors? PerRow(Tensor weights, long batch, MixingCache? cache, out PerRowFactors? transient)
     {
-        if (weights.dim() != 2 || !Cacheable(weights)) return null;
-        if (ReferenceEquals(compactFor, weights)) return compact;
-        compact?.Dispose();
-        compact = PerRowFactors.Build(weights, blocks, a, b, batch);
-        compactFor = weights;
-        return compact;
+        transient = null;
+        if (weights.dim() != 2 || weights.requires_grad) return null;
+        if (cache is not null) return cache.Compact(this, () => PerRowFactors.Build(weights, blocks, a, b, batch));
+        return transient = PerRowFactors.Build(weights, blocks, a, b, batch);
     }
 
     /// <summary>The mixture through per-row compacted factors (per-example weights only); for tests and callers that want this path.</summary>
@@ -129,17 +113,20 @@ public sealed class StackedFactors : IDisposable
     /// zero weights, per-row compacted factors for fixed per-example weights (the base
     /// output and the second product fused into one batched multiply-add), else the dense concatenated product.
     /// </summary>
-    public Tensor AddTo(Tensor y, Tensor x, Tensor weights)
+    public Tensor AddTo(Tensor y, Tensor x, Tensor weights, MixingCache? cache = null)
     {
         Check(x, weights);
         using var scope = NewDisposeScope();
         Tensor result;
         if (PrefersSparse && weights.count_nonzero().item<long>() * 2 < weights.numel())
             result = y + Sparse(x, weights).to(y.dtype);
-        else if (PerRow(weights, x.shape[0]) is { } f)
+        else if (PerRow(weights, x.shape[0], cache, out var transient) is { } f)
+        {
             result = f.AddTo(y, x);
+            transient?.Dispose();
+        }
         else
-            result = y + Dense(x, weights).to(y.dtype);
+            result = y + Dense(x, weights, cache).to(y.dtype);
         return result.MoveToOuterDisposeScope();
     }
 
@@ -150,7 +137,7 @@ public sealed class StackedFactors : IDisposable
         using var scope = NewDisposeScope();
         long batch = x.shape[0], positions = x.shape[1];
         var flatX = x.to(ScalarType.Float32).reshape(batch * positions, -1);
-        var flatW = PerToken(weights, x).to(ScalarType.Float32).expand(batch, positions, Experts).reshape(batch * positions, Experts);
+        var flatW = PerToken(weights).to(ScalarType.Float32).expand(batch, positions, Experts).reshape(batch * positions, Experts);
         var y = zeros(new long[] { batch * positions, b.shape[0] });
         foreach (var (expert, offset, rank, scale) in blocks)
         {
@@ -169,11 +156,5 @@ public sealed class StackedFactors : IDisposable
         a.Dispose();
         b.Dispose();
         expertOfRow.Dispose();
-        gathered?.Dispose();
-        gathered = null;
-        gatheredFor = null;
-        compact?.Dispose();
-        compact = null;
-        compactFor = null;
     }
 }

@@ -84,7 +84,8 @@ public sealed class EnsemblePredictor : IPredictor
             var rowExpert = chosen.narrow(0, b.Start, b.Count).reshape(-1, 1).to(ScalarType.Int64);
             var oneHot = zeros(new long[] { rowExpert.shape[0], experts }).scatter_(1, rowExpert, ones(rowExpert.shape));
             var w = weights.narrow(0, b.Start, b.Count).to(ScalarType.Float32).contiguous();
-            results.AddRange(batch(b, copies, new FixedMixing(oneHot), w));
+            using var mixing = new FixedMixing(oneHot);
+            results.AddRange(batch(b, copies, mixing, w));
         }
         return results;
     }

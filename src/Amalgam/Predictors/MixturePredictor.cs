@@ -60,7 +60,8 @@ public sealed class MixturePredictor : IPredictor
         foreach (var b in BatchedScoring.Batches(prompts.Count, batchSize))
         {
             using var slice = weights.narrow(0, b.Start, b.Count).contiguous();
-            results.AddRange(batch(b, new FixedMixing(slice)));
+            using var mixing = new FixedMixing(slice);
+            results.AddRange(batch(b, mixing));
         }
         return results;
     }

@@ -24,7 +24,8 @@ public static class ExpertOutputs
         var perExpert = Enumerable.Range(0, s.Count).Select(k =>
         {
             using var w = nn.functional.one_hot(full(new long[] { ids.shape[0] }, k, ScalarType.Int64), s.Count).to(ScalarType.Float32);
-            return nn.functional.log_softmax(s.Model.forward(new Models.DecoderInput(ids, mask, Mixing: new FixedMixing(w))).Logits, -1);
+            using var mixing = new FixedMixing(w);
+            return nn.functional.log_softmax(s.Model.forward(new Models.DecoderInput(ids, mask, Mixing: mixing)).Logits, -1);
         }).ToList();
         var logProbs = stack(perExpert, 2);                                    // [N, T, K, V]
         var labelled = labels.ne(SequenceBatch.Ignore);

@@ -23,7 +23,7 @@ public sealed class ExpertSuite : IDisposable
         Experts = experts;
         ExpertTasks = tasks;
         Library = new ExpertLibrary(model, experts);
-        PadId = tokenizer.PadId ?? model.Config.PadId ?? 0;
+        PadId = GenerationDefaults.PadId(tokenizer, model.Config);
         Names = tasks.Select(t => t.Name).ToList();
     }
 

@@ -85,7 +85,8 @@ public static class WeightFitting
             using var mode = inference_mode();
             using var scope = NewDisposeScope();
             var weights = tensor(w.Select(x => (float)x).ToArray()).unsqueeze(0).expand(ids.shape[0], -1);
-            var logits = s.Model.forward(new DecoderInput(ids, mask, Mixing: new FixedMixing(weights))).Logits;
+            using var mixing = new FixedMixing(weights);
+            var logits = s.Model.forward(new DecoderInput(ids, mask, Mixing: mixing)).Logits;
             return nn.functional.cross_entropy(logits.reshape(-1, logits.shape[^1]), labels.reshape(-1), ignore_index: SequenceBatch.Ignore).item<float>();
         }
         var search = LoraHubSearch.Minimize(Loss, s.Count, options);

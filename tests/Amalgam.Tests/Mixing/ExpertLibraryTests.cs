@@ -45,7 +45,8 @@ public class ExpertLibraryTests
         using var inference = inference_mode();
         using var scope = NewDisposeScope();
         var weights = eye(3, 3 * copies); // row r uses expert r
-        var logits = model.forward(new DecoderInput(ids, mask, Mixing: new FixedMixing(weights))).Logits;
+        using var mixing = new FixedMixing(weights);
+        var logits = model.forward(new DecoderInput(ids, mask, Mixing: mixing)).Logits;
         for (int r = 0; r < 3; r++)
         {
             var golden = TestData.Case("llama_gqa+" + Adapters[r].Split('.')[1]).Logits[r];
@@ -69,7 +70,8 @@ public class ExpertLibraryTests
         using (var scope = NewDisposeScope())
         {
             var w = tensor(new float[] { 0.5f, 0.5f, 0f }).expand(1, seq.Length, 3); // per token, dense path
-            mixed = model.forward(new DecoderInput(tensor(seq).unsqueeze(0), Mixing: new FixedMixing(w))).Logits.MoveToOuterDisposeScope();
+            using var mixing = new FixedMixing(w);
+            mixed = model.forward(new DecoderInput(tensor(seq).unsqueeze(0), Mixing: mixing)).Logits.MoveToOuterDisposeScope();
         }
         var halves = adapters.Take(2).SelectMany(a => a.Deltas.Select(d => (d.Key, new LowRankDelta(d.Value.A, d.Value.B, d.Value.Scale / 2)))).ToList();
         foreach (var (m, d) in halves) model.Linears[m].Attach(d);
@@ -92,7 +94,8 @@ public class ExpertLibraryTests
         using var library = new ExpertLibrary(model, adapters);
         var sequences = TestData.Case("llama_gqa").Sequences;
         using var weights = eye(3);
-        var generated = GreedyDecoder.Generate(model, sequences, 6, mixing: new FixedMixing(weights));
+        using var mixing = new FixedMixing(weights);
+        var generated = GreedyDecoder.Generate(model, sequences, 6, mixing: mixing);
         for (int r = 0; r < 3; r++)
             Assert.Equal(TestData.Case("llama_gqa+" + Adapters[r].Split('.')[1]).Greedy[r], generated[r]);
         foreach (var a in adapters) a.Dispose();
@@ -110,7 +113,8 @@ public class ExpertLibraryTests
         var ids = tensor(sequences.SelectMany(s => s.Take(length)).ToArray(), [sequences.Length, length]);
         Tensor Loss(Tensor w)
         {
-            var logits = model.forward(new DecoderInput(ids, Mixing: new FixedMixing(w))).Logits;
+            using var mixing = new FixedMixing(w);
+            var logits = model.forward(new DecoderInput(ids, Mixing: mixing)).Logits;
             return nn.functional.cross_entropy(logits.narrow(1, 0, length - 1).reshape(-1, logits.shape[2]), ids.narrow(1, 1, length - 1).reshape(-1));
         }
         // One-hot rows, as in decoding: the experts a row does not use must still get their gradient.

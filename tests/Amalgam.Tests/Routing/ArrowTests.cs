@@ -173,7 +173,8 @@ public class ArrowTests
             var ids = tensor(seq).unsqueeze(0);
             var arrow = model.forward(new DecoderInput(ids, Mixing: new ArrowRouting(prototypes, topK: 2))).Logits;
             var reference = model.forward(new DecoderInput(ids, Mixing: new DenseArrowReference(experts, 2))).Logits;
-            var dense = model.forward(new DecoderInput(ids, Mixing: new FixedMixing(full(new long[] { 1, 3 }, 1f / 3)))).Logits;
+            using var uniform = new FixedMixing(full(new long[] { 1, 3 }, 1f / 3));
+            var dense = model.forward(new DecoderInput(ids, Mixing: uniform)).Logits;
             double diff = (arrow - reference).abs().max().item<float>();
             Assert.True(diff <= 1e-4, $"max |Δlogit| = {diff}");
             Assert.True((arrow - dense).abs().max().item<float>() > 1e-3); // routing changes the output

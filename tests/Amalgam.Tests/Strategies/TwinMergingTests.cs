@@ -65,7 +65,8 @@ public class TwinMergingTests
         using var _ = inference_mode();
         using var ids = tensor(seq).unsqueeze(0);
         using var weights = tensor(w.Select(x => (float)x).ToArray()).unsqueeze(0);
-        using var mixed = model.forward(new DecoderInput(ids, Mixing: new FixedMixing(weights))).Logits[0];
+        using var mixing = new FixedMixing(weights);
+        using var mixed = model.forward(new DecoderInput(ids, Mixing: mixing)).Logits[0];
         Assert.True((mixed - expected).abs().max().item<float>() < 1e-4);
         foreach (var e in experts) e.Dispose();
     }

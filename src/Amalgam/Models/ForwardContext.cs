@@ -1,0 +1,12 @@
+using static TorchSharp.torch;
+
+namespace Amalgam.Models;
+
+/// <summary>
+/// What every module of one forward shares, built once by <see cref="CausalLM"/> and passed down through the stack,
+/// the layers and attention to each <see cref="AdaptableLinear"/>: rotary angles [batch, 1, new, head_dim], the
+/// additive float32 mask [batch, 1, new, all] (0 where a query may attend, float32 min elsewhere), the cache (updated
+/// in place) and the mixing policy that gives each row its expert weights (null: no per-row mixture). Nothing about
+/// a forward is stored on the modules themselves.
+/// </summary>
+public sealed record ForwardContext(Tensor Cos, Tensor Sin, Tensor Mask, KvCache? Cache = null, IMixingPolicy? Mixing = null);
