@@ -224,6 +224,32 @@ public class PlanTests
         Assert.True(Load(dir["out"], "model.norm.weight").equal(Load(BaseDir, "model.norm.weight")).all().item<bool>());
     }
 
+    [Fact]
+    public void Tokenizer_source_and_chat_template_choose_the_tokenizer_files()
+    {
+        using var dir = new TestData.TempDir();
+        string a = Perturbed(dir, "a", 1), b = Perturbed(dir, "b", 2);
+        File.WriteAllText(Path.Combine(b, "tokenizer_config.json"), "{\"model_max_length\": 128}");
+        File.WriteAllText(Path.Combine(b, "chat_template.jinja"), "{{ b }}");
+        string yaml = $"merge_method: linear\nmodels: [{a}, {b}]\ntokenizer_source: model:{b}\n";
+        MergeRunner.Run(MergeRecipe.Parse(yaml), dir["copied"]);
+        Assert.Equal("{{ b }}", File.ReadAllText(Path.Combine(dir["copied"], "chat_template.jinja")));
+        Assert.False(File.Exists(Path.Combine(dir["copied"], "tokenizer.amalgam.json"))); // b has none; a's is not copied
+        MergeRunner.Run(MergeRecipe.Parse(yaml + "chat_template: chatml\n"), dir["chatml"]);
+        Assert.Equal(ChatTemplates.Known["chatml"], File.ReadAllText(Path.Combine(dir["chatml"], "chat_template.jinja")));
+        using var config = JsonDocument.Parse(File.ReadAllText(Path.Combine(dir["chatml"], "tokenizer_config.json")));
+        Assert.Equal(ChatTemplates.Known["chatml"], config.RootElement.GetProperty("chat_template").GetString());
+        Assert.Equal(128, config.RootElement.GetProperty("model_max_length").GetInt32());
+        MergeRunner.Run(MergeRecipe.Parse($"merge_method: linear\nmodels: [{a}, {b}]\nchat_template: \"{{{{ messages }}}}\"\n"), dir["literal"]);
+        Assert.Equal("{{ messages }}", File.ReadAllText(Path.Combine(dir["literal"], "chat_template.jinja")));
+        Assert.False(File.Exists(Path.Combine(dir["literal"], "tokenizer_config.json"))); // tokenizer_source defaults to the reference (a), which has none
+        Assert.StartsWith("recipe: chat_template: expected auto, one of chatml, alpaca",
+            Assert.Throws<InvalidDataException>(() => MergeRecipe.Parse($"merge_method: linear\nmodels: [{a}]\nchat_template: vicuna\n")).Message);
+        Assert.StartsWith("recipe: tokenizer_source: 'nowhere' is not one of the merge's models",
+            Assert.Throws<InvalidDataException>(() => MergeRunner.Run(MergeRecipe.Parse($"merge_method: linear\nmodels: [{a}]\ntokenizer_source: model:nowhere\n"), dir["x"])).Message);
+        Assert.False(Directory.Exists(dir["x"]));
+    }
+
     [Theory]
     [InlineData("base_model: x\ngate_mode: hidden\nexperts: []\n", "recipe: gate_mode: mergekit-moe configs are not supported")]
     [InlineData("genome: {}\ntasks: []\n", "recipe: genome: mergekit-evolve configs are not supported")]

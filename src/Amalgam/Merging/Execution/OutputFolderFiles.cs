@@ -44,6 +44,20 @@ public static class OutputFolderFiles
         return copied;
     }
 
+    /// <summary>Writes a chosen chat template as chat_template.jinja (replacing copied template files) and into tokenizer_config.json.</summary>
+    public static void WriteChatTemplate(string? template, string toFolder)
+    {
+        if (template is null) return;
+        string json = Path.Combine(toFolder, "chat_template.json");
+        if (File.Exists(json)) File.Delete(json);
+        File.WriteAllText(Path.Combine(toFolder, "chat_template.jinja"), template);
+        string config = Path.Combine(toFolder, "tokenizer_config.json");
+        if (!File.Exists(config)) return;
+        var node = JsonNode.Parse(File.ReadAllText(config)) as JsonObject ?? throw new InvalidDataException($"{config}: not a JSON object");
+        node["chat_template"] = template;
+        File.WriteAllText(config, node.ToJsonString(new() { WriteIndented = true }) + "\n");
+    }
+
     /// <summary>The plan as YAML (overrides from the command line included), so that the folder says how to make it again.</summary>
     public static void WriteRecipe(MergeRecipe recipe, string toFolder) =>
         File.WriteAllText(Path.Combine(toFolder, "merge_recipe.yaml"), recipe.ToYaml());

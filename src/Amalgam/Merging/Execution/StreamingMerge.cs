@@ -42,6 +42,7 @@ public static class StreamingMerge
             OutputFolderFiles.WriteConfig(inputs.ReferenceFolder, staging, types.Count == 1 ? RecipeDtype.TorchName(types[0].ToScalarType()) : null, plan.Vocab,
                 recipe.Slices is null ? null : inputs.OutputLayers);
             OutputFolderFiles.CopyTokenizer(TokenizerFolder(inputs), staging);
+            OutputFolderFiles.WriteChatTemplate(ChatTemplates.Resolve(recipe.ChatTemplate), staging);
             OutputFolderFiles.WriteRecipe(recipe, staging);
             OutputFolderFiles.WriteReadme(recipe, MergeOutput.Model, staging, plan.Notes);
         });

@@ -80,6 +80,8 @@ public sealed record MergeRecipe
     public bool SkipUndecomposable { get; init; }
     /// <summary><c>base</c> (default), or <c>model:REF</c> (that input's tokenizer files).</summary>
     public string? TokenizerSource { get; init; }
+    /// <summary><c>chat_template</c>: <c>auto</c> (the tokenizer source's, the default), a built-in name (<see cref="ChatTemplates.Known"/>) or a Jinja template.</summary>
+    public string? ChatTemplate { get; init; }
     /// <summary>The stage name in a multi-stage plan (<c>name:</c>).</summary>
     public string? Name { get; init; }
     /// <summary>Where the recipe came from (a file, or "command line"), for error messages.</summary>
@@ -148,6 +150,7 @@ public sealed record MergeRecipe
         else if (Rank is { } r) y.Append("rank: ").AppendLine(r.ToString(CultureInfo.InvariantCulture));
         if (SkipUndecomposable) y.AppendLine("skip_undecomposable: true");
         if (TokenizerSource is { } t) y.Append("tokenizer_source: ").AppendLine(YamlText.Scalar(t));
+        if (ChatTemplate is { } c) y.Append("chat_template: ").AppendLine(YamlText.Scalar(c));
         return y.ToString();
     }
 

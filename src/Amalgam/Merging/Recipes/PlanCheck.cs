@@ -86,6 +86,12 @@ internal static class PlanCheck
             throw Error("tokenizer_source", t == "union"
                 ? "'union' (a vocabulary union with new embedding rows) is not supported; use base or model:NAME"
                 : $"expected base or model:NAME, got '{t}'");
+        if (plan.ChatTemplate is { } c)
+        {
+            if (plan.Output is not (null or MergeOutput.Model)) throw Error("chat_template", "only for output: model (an adapter carries no tokenizer files)");
+            if (c != "auto" && !ChatTemplates.Known.ContainsKey(c) && !ChatTemplates.IsTemplate(c))
+                throw Error("chat_template", $"expected auto, one of {string.Join(", ", ChatTemplates.Known.Keys)}, or a Jinja template, got '{c}'");
+        }
         return plan with { Parameters = global, Models = models, Slices = slices };
     }
 

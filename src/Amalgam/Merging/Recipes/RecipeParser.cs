@@ -12,13 +12,12 @@ namespace Amalgam.Merging.Recipes;
 internal static class RecipeParser
 {
     static readonly string[] Fields = ["name", "merge_method", "base_model", "models", "slices", "parameters", "dtype", "out_dtype", "random_seed", "out_shard_size",
-        "output", "rank", "max_error", "skip_undecomposable", "tokenizer_source"];
+        "output", "rank", "max_error", "skip_undecomposable", "tokenizer_source", "chat_template"];
 
     static readonly Dictionary<string, string> Unsupported = new(StringComparer.Ordinal)
     {
         ["modules"] = "per-module definitions are not supported; list whole models under 'models' or layer ranges under 'slices'",
         ["tokenizer"] = "the tokenizer block (vocabulary union, per-token embedding sources) is not supported; use tokenizer_source: base or model:NAME",
-        ["chat_template"] = "chat_template is not supported; the tokenizer files (and their chat template) come from tokenizer_source",
         ["gate_mode"] = "mergekit-moe configs are not supported (building a sparse mixture of experts needs a MoE decoder block, which Amalgam does not have); route between experts with `amalgam route` instead",
         ["experts"] = "mergekit-moe configs are not supported (building a sparse mixture of experts needs a MoE decoder block, which Amalgam does not have); route between experts with `amalgam route` instead",
         ["genome"] = "mergekit-evolve configs are not supported (the evolutionary search loop); fit merge coefficients with `amalgam fit` instead",
@@ -266,6 +265,7 @@ internal static class RecipeParser
             MaxError = maxError,
             SkipUndecomposable = skip,
             TokenizerSource = fields.TryGetValue("tokenizer_source", out var tn) ? Text(tn, "tokenizer_source") : null,
+            ChatTemplate = fields.TryGetValue("chat_template", out var ct) ? Text(ct, "chat_template") : null,
             Source = source,
         }.Checked();
 
