@@ -29,7 +29,8 @@ public static class InspectCommand
             {
                 using var adapter = LoraAdapter.Load(p);
                 var c = adapter.Config;
-                console.WriteLine($"PEFT LoRA adapter: r={c.R} lora_alpha={c.LoraAlpha} use_rslora={c.UseRslora} target_modules={c.TargetModules} base={c.BaseModelNameOrPath}");
+                console.WriteLine($"PEFT LoRA adapter: r={c.R} lora_alpha={c.LoraAlpha} use_rslora={c.UseRslora} use_dora={c.UseDora} target_modules={c.TargetModules} base={c.BaseModelNameOrPath}" +
+                                  (adapter.SavedTensors.Count > 0 ? $" modules_to_save: {string.Join(", ", adapter.SavedTensors.Keys)}" : ""));
                 var modules = new Table().AddColumns("module", "rank", "alpha", "scale");
                 foreach (var (module, d) in adapter.Deltas)
                     modules.AddRow(Markup.Escape(module), d.Rank.ToString(), LoraTargets.Alpha(c, module).ToString("G6"), d.Scale.ToString("G6"));

@@ -24,12 +24,13 @@ public static class MergeCommand
         var output = new Option<string>("--output") { Description = "Flags form: model, adapter, cat or factor_linear." };
         var rank = new Option<string>("--rank") { Description = "Flags form: rank of an adapter output, or auto (the smallest rank per module under --max-error)." };
         var maxError = new Option<double?>("--max-error") { Description = "Flags form, with --rank auto: largest relative Frobenius error per module (default 0.01)." };
+        var doubleScale = new Option<bool>("--peft-double-scale") { Description = "Flags form: reproduce PEFT's svd types, which apply each LoRA scale twice (output: adapter)." };
         var seed = new Option<long?>("--random-seed") { Description = "Seed for randomised methods (overrides the recipe's random_seed)." };
         var shard = new Option<string>("--out-shard-size") { Description = "Largest output shard, e.g. 5B, 500M or a byte count (overrides the recipe)." };
 
         var command = new Command("merge", "Merge models or LoRA experts that share one base, from a mergekit-style recipe or flags.");
         command.Arguments.Add(paths);
-        foreach (var o in new Option[] { method, baseModel, models, sets, dtype, outDtype, output, rank, maxError, seed, shard }) command.Options.Add(o);
+        foreach (var o in new Option[] { method, baseModel, models, sets, dtype, outDtype, output, rank, maxError, doubleScale, seed, shard }) command.Options.Add(o);
         command.SetAction(CliErrors.Guard(parse =>
         {
             var args = parse.GetValue(paths)!;
@@ -50,6 +51,7 @@ public static class MergeCommand
                     Output = parse.GetValue(output),
                     Rank = parse.GetValue(rank),
                     MaxError = parse.GetValue(maxError),
+                    PeftDoubleScale = parse.GetValue(doubleScale),
                 };
                 plan = new MergePlan([flags.ToRecipe()]);
             }
@@ -58,7 +60,8 @@ public static class MergeCommand
                 if (args.Length != 2) throw new ArgumentException("merge: expected RECIPE.yaml OUTDIR (or --method ... OUTDIR)");
                 foreach (var (name, given) in new (string, bool)[] { ("--base", parse.GetValue(baseModel) is not null), ("--model", parse.GetValue(models) is { Length: > 0 }),
                              ("--set", parse.GetValue(sets) is { Length: > 0 }), ("--dtype", parse.GetValue(dtype) is not null), ("--out-dtype", parse.GetValue(outDtype) is not null),
-                             ("--output", parse.GetValue(output) is not null), ("--rank", parse.GetValue(rank) is not null), ("--max-error", parse.GetValue(maxError) is not null) })
+                             ("--output", parse.GetValue(output) is not null), ("--rank", parse.GetValue(rank) is not null), ("--max-error", parse.GetValue(maxError) is not null),
+                             ("--peft-double-scale", parse.GetValue(doubleScale)) })
                     if (given) throw new ArgumentException($"{name}: only with --method (the flags form); with a recipe file, set it in the recipe");
                 if (!File.Exists(args[0])) throw new FileNotFoundException($"{args[0]}: no such recipe file");
                 plan = MergePlan.Load(args[0]);

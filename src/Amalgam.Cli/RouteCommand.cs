@@ -34,11 +34,12 @@ public static class RouteCommand
                 if (!Routers.Contains(name)) throw new ArgumentException($"--router: '{name}' is not one of {string.Join(", ", Routers)}");
                 if (name is "twin" or "twin-groupwise")
                 {
-                    entries.Add(new(name, StrategyFamily.Route, c => RoutingStrategies.Twin(c, name == "twin-groupwise")));
+                    entries.Add(new(name == "twin" ? "twin-merging" : "twin-merging-groupwise", StrategyFamily.Route, c => RoutingStrategies.Twin(c, name == "twin-groupwise")));
                     continue;
                 }
                 foreach (var k in ks)
-                    entries.Add(new($"{name}-top{k}", StrategyFamily.Route, name switch
+                    // Entry names are the strategies' own names (as in results.json); k is capped at K when the suite loads.
+                    entries.Add(new($"route-{name}-top{k}{(k == 1 || name == "arrow" ? "" : agg == RouteAggregation.Parameters ? "-params" : "-outputs")}", StrategyFamily.Route, name switch
                     {
                         "learned" => c => RoutingStrategies.Learned(c, Math.Min(k, c.Suite.Count), agg),
                         "centroid" => c => RoutingStrategies.Centroid(c, Math.Min(k, c.Suite.Count), agg),

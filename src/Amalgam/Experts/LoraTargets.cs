@@ -30,6 +30,23 @@ public static class LoraTargets
     public static string? PatternKey(IEnumerable<string> patterns, string module) =>
         patterns.FirstOrDefault(p => Regex.IsMatch(module, $"^(?:.*\\.)?(?:{p})$"));
 
+    /// <summary>
+    /// The rank_pattern/alpha_pattern key Amalgam writes for <paramref name="module"/>: its path without the first
+    /// component (<c>layers.0.mlp.down_proj</c> for <c>model.layers.0.mlp.down_proj</c>), unescaped. PEFT before 0.14
+    /// looks keys up with <c>re.match(rf".*\.{key}$", name)</c>, which needs a dot before the key, so the full path
+    /// never matches there; 0.14 and later use <c>(.*\.)?({key})$</c>, which the suffix matches too. Falls back to
+    /// the full path (matched by 0.14 and later only) when the suffix would also select another of
+    /// <paramref name="modules"/> or the name has a single component (e.g. <c>lm_head</c>).
+    /// </summary>
+    public static string WrittenPatternKey(string module, IEnumerable<string> modules)
+    {
+        int dot = module.IndexOf('.');
+        if (dot < 0) return module;
+        string suffix = module[(dot + 1)..];
+        bool unique = modules.All(m => m == module || !(Regex.IsMatch(m, $@"^.*\.(?:{suffix})$") || Regex.IsMatch(m, $@"^(?:.*\.)?(?:{suffix})$")));
+        return unique ? suffix : module;
+    }
+
     public static int Rank(LoraConfig config, string module) =>
         config.RankPattern is { Count: > 0 } rp && PatternKey(rp.Keys, module) is { } k ? rp[k] : config.R;
 

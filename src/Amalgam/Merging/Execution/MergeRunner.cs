@@ -10,6 +10,8 @@ public static class MergeRunner
     {
         using var inputs = new MergeInputSet(recipe);
         var output = recipe.Output ?? (inputs.AllLora && recipe.Slices is null ? MergeOutput.Adapter : MergeOutput.Model);
+        if (recipe.PeftDoubleScale && (output != MergeOutput.Adapter || !inputs.AllLora))
+            throw new InvalidDataException($"{recipe.Source}: peft_double_scale: only used with LoRA inputs and output: adapter (PEFT's svd types)");
         return output == MergeOutput.Model
             ? StreamingMerge.Run(inputs, outDir, options)
             : AdapterMerge.Run(inputs, output, outDir, options);

@@ -76,6 +76,11 @@ public sealed record MergeRecipe
     public int? Rank { get; init; }
     /// <summary><c>rank: auto</c>: per module the smallest rank whose relative Frobenius error is at most this.</summary>
     public double? MaxError { get; init; }
+    /// <summary>
+    /// Amalgam: reproduce PEFT's svd types, which weight the already-scaled ΔWᵢ = sᵢ·Bᵢ·Aᵢ by wᵢ·sᵢ (the scale twice);
+    /// off by default, where the scale is applied once. Only with LoRA inputs and output: adapter.
+    /// </summary>
+    public bool PeftDoubleScale { get; init; }
     /// <summary>Extraction from full fine-tunes: drop tensors a LoRA cannot hold (norms, embeddings) instead of refusing.</summary>
     public bool SkipUndecomposable { get; init; }
     /// <summary><c>base</c> (default), or <c>model:REF</c> (that input's tokenizer files).</summary>
@@ -148,6 +153,7 @@ public sealed record MergeRecipe
         if (Output is { } output) y.Append("output: ").AppendLine(OutputName(output));
         if (MaxError is { } e) y.Append("rank: auto\nmax_error: ").AppendLine(e.ToString("R", CultureInfo.InvariantCulture));
         else if (Rank is { } r) y.Append("rank: ").AppendLine(r.ToString(CultureInfo.InvariantCulture));
+        if (PeftDoubleScale) y.AppendLine("peft_double_scale: true");
         if (SkipUndecomposable) y.AppendLine("skip_undecomposable: true");
         if (TokenizerSource is { } t) y.Append("tokenizer_source: ").AppendLine(YamlText.Scalar(t));
         if (ChatTemplate is { } c) y.Append("chat_template: ").AppendLine(YamlText.Scalar(c));

@@ -21,6 +21,8 @@ public sealed record RecipeFlags
     /// <summary>A positive integer, or <c>auto</c> (with <see cref="MaxError"/>, default 0.01).</summary>
     public string? Rank { get; init; }
     public double? MaxError { get; init; }
+    /// <summary><c>peft_double_scale: true</c> (PEFT's svd types' double LoRA scaling).</summary>
+    public bool PeftDoubleScale { get; init; }
 
     const string Source = "command line";
 
@@ -68,6 +70,7 @@ public sealed record RecipeFlags
         else if (Rank is not null)
             rank = int.TryParse(Rank, NumberStyles.Integer, CultureInfo.InvariantCulture, out int r) && r > 0 ? r : throw Error("rank", $"expected a positive integer or auto, got '{Rank}'");
         if (MaxError is not null && Rank != "auto") throw Error("max_error", "only with rank: auto");
+        if (PeftDoubleScale && output is not (null or MergeOutput.Adapter)) throw Error("peft_double_scale", "only used with output: adapter (PEFT's svd types)");
         var outDtype = ParseDtype(OutDtype, "out_dtype");
         if (outDtype == TorchSharp.torch.ScalarType.Float64) throw Error("out_dtype", "float64 cannot be written to safetensors here; use float32");
 
@@ -82,6 +85,7 @@ public sealed record RecipeFlags
             Output = output,
             Rank = rank,
             MaxError = maxError,
+            PeftDoubleScale = PeftDoubleScale,
             Source = Source,
         }.Checked();
     }

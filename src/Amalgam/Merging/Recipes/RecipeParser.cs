@@ -12,7 +12,7 @@ namespace Amalgam.Merging.Recipes;
 internal static class RecipeParser
 {
     static readonly string[] Fields = ["name", "merge_method", "base_model", "models", "slices", "parameters", "dtype", "out_dtype", "random_seed", "out_shard_size",
-        "output", "rank", "max_error", "skip_undecomposable", "tokenizer_source", "chat_template"];
+        "output", "rank", "max_error", "peft_double_scale", "skip_undecomposable", "tokenizer_source", "chat_template"];
 
     static readonly Dictionary<string, string> Unsupported = new(StringComparer.Ordinal)
     {
@@ -243,6 +243,18 @@ internal static class RecipeParser
             maxError = e;
         }
 
+        bool doubleScale = false;
+        if (fields.TryGetValue("peft_double_scale", out var ds))
+        {
+            doubleScale = Text(ds, "peft_double_scale") switch
+            {
+                "true" => true,
+                "false" => false,
+                var other => throw Error("peft_double_scale", $"expected true or false, got '{other}'"),
+            };
+            if (output is not (null or MergeOutput.Adapter)) throw Error("peft_double_scale", "only used with output: adapter (PEFT's svd types)");
+        }
+
         bool skip = false;
         if (fields.TryGetValue("skip_undecomposable", out var su) && !bool.TryParse(Text(su, "skip_undecomposable"), out skip))
             throw Error("skip_undecomposable", $"expected true or false, got '{Text(su, "skip_undecomposable")}'");
@@ -263,6 +275,7 @@ internal static class RecipeParser
             Output = output,
             Rank = rank,
             MaxError = maxError,
+            PeftDoubleScale = doubleScale,
             SkipUndecomposable = skip,
             TokenizerSource = fields.TryGetValue("tokenizer_source", out var tn) ? Text(tn, "tokenizer_source") : null,
             ChatTemplate = fields.TryGetValue("chat_template", out var ct) ? Text(ct, "chat_template") : null,
