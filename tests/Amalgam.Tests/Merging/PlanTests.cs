@@ -198,6 +198,8 @@ public class PlanTests
         Assert.Equal(["second", "first", "final"], plan.Stages.Select(s => s.Name).ToArray());
         MergeRunner.Run(plan, dir["out"]);
         Assert.Empty(Directory.GetDirectories(dir.Path, ".*"));
+        var written = MergePlan.Load(Path.Combine(dir["out"], "merge_recipe.yaml"));
+        Assert.Equal(plan.ToYaml(), written.ToYaml()); // the whole plan, by stage names
         // by hand: the same three merges, one after another
         MergeRunner.Run(MergeRecipe.Parse($"merge_method: linear\nmodels: [{b}, {c}]\n"), dir["s2"]);
         MergeRunner.Run(MergeRecipe.Parse($"merge_method: linear\nmodels: [{{model: {a}, parameters: {{weight: 1}}}}, {{model: {dir["s2"]}, parameters: {{weight: 2}}}}]\n"), dir["s1"]);

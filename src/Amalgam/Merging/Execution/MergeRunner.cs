@@ -33,12 +33,13 @@ public static class MergeRunner
             foreach (var stage in plan.Stages.Take(plan.Stages.Count - 1))
             {
                 string dir = Path.Combine(scratch, stage.Name!);
-                var s = Run(MergePlan.Resolve(stage, outputs) with { Output = stage.Output ?? MergeOutput.Model }, dir, options);
+                var s = Run(MergePlan.Resolve(stage, outputs) with { Output = stage.Output ?? MergeOutput.Model }, dir, options is null ? null : options with { RecipeYaml = null });
                 notes.Add($"stage {stage.Name}: {s.TensorsMerged} tensors merged with {stage.Method.Name}");
                 notes.AddRange(s.Notes.Select(n => $"stage {stage.Name}: {n}"));
                 outputs[stage.Name!] = dir;
             }
-            var final = Run(MergePlan.Resolve(plan.Final, outputs), outDir, options);
+            // Intermediates' folders are gone afterwards: the output's merge_recipe.yaml is the whole plan, by stage names.
+            var final = Run(MergePlan.Resolve(plan.Final, outputs), outDir, (options ?? new()) with { RecipeYaml = plan.ToYaml() });
             return final with { Notes = [.. notes, .. final.Notes] };
         }
         finally

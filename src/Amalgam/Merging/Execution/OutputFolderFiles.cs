@@ -59,8 +59,8 @@ public static class OutputFolderFiles
     }
 
     /// <summary>The plan as YAML (overrides from the command line included), so that the folder says how to make it again.</summary>
-    public static void WriteRecipe(MergeRecipe recipe, string toFolder) =>
-        File.WriteAllText(Path.Combine(toFolder, "merge_recipe.yaml"), recipe.ToYaml());
+    public static void WriteRecipe(MergeRecipe recipe, string toFolder, string? yaml = null) =>
+        File.WriteAllText(Path.Combine(toFolder, "merge_recipe.yaml"), yaml ?? recipe.ToYaml());
 
     /// <summary>A short README: method, inputs, parameters, output, Amalgam version and date, plus any notes (approximations, cut embeddings).</summary>
     public static void WriteReadme(MergeRecipe recipe, MergeOutput output, string toFolder, IReadOnlyList<string> notes, string? extra = null, string? section = null)

@@ -43,7 +43,7 @@ public static class StreamingMerge
                 recipe.Slices is null ? null : inputs.OutputLayers);
             OutputFolderFiles.CopyTokenizer(TokenizerFolder(inputs), staging);
             OutputFolderFiles.WriteChatTemplate(ChatTemplates.Resolve(recipe.ChatTemplate), staging);
-            OutputFolderFiles.WriteRecipe(recipe, staging);
+            OutputFolderFiles.WriteRecipe(recipe, staging, options.RecipeYaml);
             OutputFolderFiles.WriteReadme(recipe, MergeOutput.Model, staging, plan.Notes);
         });
         long written = plan.Tensors.Sum(p => p.Spec.ByteLength);

@@ -35,7 +35,7 @@ public static class AdapterMerge
         AtomicDirectory.Write(outDir, staging =>
         {
             adapter.Save(staging); // replaces the staging folder with adapter_config.json + adapter_model.safetensors
-            OutputFolderFiles.WriteRecipe(recipe, staging);
+            OutputFolderFiles.WriteRecipe(recipe, staging, options.RecipeYaml);
             OutputFolderFiles.WriteReadme(recipe, output, staging, built.Notes, Describe(output, built.Config), built.Report?.Markdown());
         });
         long written = adapter.Deltas.Values.Sum(x => x.A.numel() * x.A.element_size() + x.B.numel() * x.B.element_size());
