@@ -8,6 +8,7 @@ public static class MergeRunner
 {
     public static MergeSummary Run(MergeRecipe recipe, string outDir, MergeRunOptions? options = null)
     {
+        Tensors.OutputGuard.Check(outDir, [recipe.BaseModel, .. recipe.Models.Select(m => m.Path)]);
         using var inputs = new MergeInputSet(recipe);
         var output = recipe.Output ?? (inputs.AllLora && recipe.Slices is null ? MergeOutput.Adapter : MergeOutput.Model);
         if (recipe.PeftDoubleScale && (output != MergeOutput.Adapter || !inputs.AllLora))

@@ -86,6 +86,14 @@ public static class AdapterMerge
         int? rank = recipe.MaxError is not null ? null : recipe.Rank ?? (inputs.AllLora ? experts.Max(e => e.Deltas.Values.Max(d => (int)d.Rank)) : null);
         if (rank is null && recipe.MaxError is null)
             throw new InvalidDataException($"{recipe.Source}: rank: missing; extracting a LoRA from full models needs rank: N or rank: auto (with max_error)");
+        if (output == MergeOutput.Adapter && rank is { } wanted && modules.Count > 0)
+        {
+            // beyond min(out, in) of every module the factors would only be padded with zeros
+            var (widest, full) = modules.Select(m => (m, baseModel.Contains(m + ".weight") ? baseModel.Describe(m + ".weight").Shape : [])).Where(x => x.Item2.Length == 2)
+                .Select(x => (x.m, Math.Min(x.Item2[0], x.Item2[1]))).MaxBy(x => x.Item2);
+            if (widest is not null && wanted > full)
+                throw new InvalidDataException($"{recipe.Source}: rank: {wanted} exceeds min(out, in) = {full} of '{widest}.weight'; give a rank of at most {full}");
+        }
         var notes = new List<string>();
         if (output == MergeOutput.FactorLinear)
             notes.Add($"APPROXIMATE: factor_linear mixes the A and B factors separately (PEFT's add_weighted_adapter '{(peftFactorSpace ? recipe.Method.Name : "linear")}'); the product contains cross terms Bᵢ·Aⱼ, so it is NOT {(peftFactorSpace ? $"{recipe.Method.Name} of" : "the weighted sum of")} the experts' updates. Use output: {(peftFactorSpace ? "adapter" : "cat")} for the exact result.");
@@ -123,6 +131,8 @@ public static class AdapterMerge
                 else (a, b) = output == MergeOutput.Cat ? Concatenated(inputs, experts, module, key)
                     : peftFactorSpace ? PeftFactorSpace.Merge(inputs, experts, module)
                     : FactorLinear(inputs, experts, module, key);
+                if (!isfinite(a).all().item<bool>() || !isfinite(b).all().item<bool>())
+                    throw new InvalidDataException($"tensor '{key}': the merged factors hold NaN or Inf values; nothing was written");
                 factors[module] = (a.to(outType).MoveToOuterDisposeScope(), b.to(outType).MoveToOuterDisposeScope());
                 ranks[module] = (int)a.shape[0];
             }

@@ -62,8 +62,8 @@ internal static class RecipeParser
     {
         try
         {
-            var stream = new YamlStream();
-            stream.Load(new StringReader(yaml));
+            // Size, depth and aliases are bounded before the tree is built (Inputs.YamlInput).
+            var stream = Inputs.YamlInput.Load(yaml, source);
             if (stream.Documents.Count == 0) throw new InvalidDataException($"{source}: expected one YAML mapping (merge_method, models, ...)");
             return stream.Documents.Select(d => d.RootNode as YamlMappingNode
                 ?? throw new InvalidDataException($"{source}: expected one YAML mapping (merge_method, models, ...)")).ToList();
@@ -81,7 +81,7 @@ internal static class RecipeParser
         var fields = new Dictionary<string, YamlNode>(StringComparer.Ordinal);
         foreach (var (k, v) in root.Children)
         {
-            string key = ((YamlScalarNode)k).Value ?? "";
+            string key = Key(k, "");
             if (Unsupported.TryGetValue(key, out var why)) throw Error(key, why);
             if (!Fields.Contains(key)) throw Error(key, $"unknown field (known: {string.Join(", ", Fields)})");
             fields[key] = v;
@@ -127,7 +127,7 @@ internal static class RecipeParser
                 YamlSequenceNode? sources = null;
                 foreach (var (k, v) in sm.Children)
                 {
-                    string key = ((YamlScalarNode)k).Value ?? "";
+                    string key = Key(k, at);
                     if (key == "sources") sources = v as YamlSequenceNode ?? throw Error($"{at}.sources", "expected a list of {model, layer_range}");
                     else throw Error($"{at}.{key}", "unknown field (expected sources)");
                 }
@@ -142,7 +142,7 @@ internal static class RecipeParser
                     IReadOnlyDictionary<string, ParameterSetting> ps = new Dictionary<string, ParameterSetting>();
                     foreach (var (k, v) in src.Children)
                     {
-                        string key = ((YamlScalarNode)k).Value ?? "";
+                        string key = Key(k, sat);
                         if (key == "model") modelText = Text(v, $"{sat}.model");
                         else if (key == "layer_range")
                         {
@@ -182,7 +182,7 @@ internal static class RecipeParser
                         IReadOnlyDictionary<string, ParameterSetting> ps = new Dictionary<string, ParameterSetting>();
                         foreach (var (k, v) in map.Children)
                         {
-                            string key = ((YamlScalarNode)k).Value ?? "";
+                            string key = Key(k, at);
                             if (key == "model") text = Text(v, $"{at}.model");
                             else if (key == "parameters") ps = Settings(v, $"{at}.parameters");
                             else throw Error($"{at}.{key}", "unknown field (expected model, parameters)");
@@ -296,6 +296,15 @@ internal static class RecipeParser
 
     static string CliLine(string message) => message.Split('\n')[0].Trim();
 
+    /// <summary>Mapping keys must be plain names (a list or mapping as a key is refused by line).</summary>
+    static string Key(YamlNode k, string at) => k is YamlScalarNode s
+        ? s.Value ?? ""
+        : throw new FieldError($"{(at.Length == 0 ? "" : at + ": ")}line {k.Start.Line}: a key is {(k is YamlSequenceNode ? "a list" : "a mapping")}; keys must be plain names");
+
+    /// <summary>Plain numbers must be finite: NaN or Infinity would silently poison every tensor they touch.</summary>
+    static double Finite(double d, string v, string at) =>
+        double.IsFinite(d) ? d : throw new FieldError($"{at}: {v} is not a finite number");
+
     static string FullPath(string path) => Path.GetFullPath(path);
 
     static bool IsNull(YamlNode node) => node is YamlScalarNode s && s.Style == YamlDotNet.Core.ScalarStyle.Plain && s.Value is "" or "~" or "null" or "Null" or "NULL";
@@ -311,7 +320,7 @@ internal static class RecipeParser
         var result = new Dictionary<string, ParameterSetting>(StringComparer.Ordinal);
         foreach (var (k, v) in map.Children)
         {
-            string name = ((YamlScalarNode)k).Value ?? "";
+            string name = Key(k, at);
             result[name] = Setting(v, $"{at}.{name}");
         }
         return result;
@@ -344,7 +353,7 @@ internal static class RecipeParser
         ParameterSetting? value = null;
         foreach (var (k, v) in m.Children)
         {
-            string key = ((YamlScalarNode)k).Value ?? "";
+            string key = Key(k, at);
             if (key == "filter") filter = v is YamlScalarNode { Value: { } f } ? f : throw new FieldError($"{at}.filter: expected a string");
             else if (key == "value")
             {
@@ -364,7 +373,7 @@ internal static class RecipeParser
         if (IsNull(s)) throw new FieldError($"{at}: expected a value, got null");
         if (v is "true" or "True" or "TRUE") return true;
         if (v is "false" or "False" or "FALSE") return false;
-        if (double.TryParse(v, NumberStyles.Float, CultureInfo.InvariantCulture, out double d)) return d;
+        if (double.TryParse(v, NumberStyles.Float, CultureInfo.InvariantCulture, out double d)) return Finite(d, v, at);
         return v;
     }
 }
