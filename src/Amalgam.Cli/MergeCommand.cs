@@ -1,6 +1,5 @@
 using System.CommandLine;
 using System.Globalization;
-using System.Text.RegularExpressions;
 using Amalgam.Merging.Execution;
 using Amalgam.Merging.Recipes;
 using Spectre.Console;
@@ -23,18 +22,19 @@ public static class MergeCommand
         var dtype = new Option<string>("--dtype") { Description = "Flags form: compute/storage dtype (float32, bfloat16, float16, float64)." };
         var outDtype = new Option<string>("--out-dtype") { Description = "Flags form: output dtype." };
         var output = new Option<string>("--output") { Description = "Flags form: model, adapter, cat or factor_linear." };
-        var rank = new Option<int?>("--rank") { Description = "Flags form: rank of an adapter output." };
+        var rank = new Option<string>("--rank") { Description = "Flags form: rank of an adapter output, or auto (the smallest rank per module under --max-error)." };
+        var maxError = new Option<double?>("--max-error") { Description = "Flags form, with --rank auto: largest relative Frobenius error per module (default 0.01)." };
         var doubleScale = new Option<bool>("--peft-double-scale") { Description = "Flags form: reproduce PEFT's svd types, which apply each LoRA scale twice (output: adapter)." };
         var seed = new Option<long?>("--random-seed") { Description = "Seed for randomised methods (overrides the recipe's random_seed)." };
         var shard = new Option<string>("--out-shard-size") { Description = "Largest output shard, e.g. 5B, 500M or a byte count (overrides the recipe)." };
 
         var command = new Command("merge", "Merge models or LoRA experts that share one base, from a mergekit-style recipe or flags.");
         command.Arguments.Add(paths);
-        foreach (var o in new Option[] { method, baseModel, models, sets, dtype, outDtype, output, rank, doubleScale, seed, shard }) command.Options.Add(o);
+        foreach (var o in new Option[] { method, baseModel, models, sets, dtype, outDtype, output, rank, maxError, doubleScale, seed, shard }) command.Options.Add(o);
         command.SetAction(CliErrors.Guard(parse =>
         {
             var args = parse.GetValue(paths)!;
-            MergeRecipe recipe;
+            MergePlan plan;
             string outDir;
             if (parse.GetValue(method) is { } m)
             {
@@ -50,32 +50,34 @@ public static class MergeCommand
                     OutDtype = parse.GetValue(outDtype),
                     Output = parse.GetValue(output),
                     Rank = parse.GetValue(rank),
+                    MaxError = parse.GetValue(maxError),
                     PeftDoubleScale = parse.GetValue(doubleScale),
                 };
-                recipe = MergeRecipe.Parse(flags.ToYaml(), "command line");
+                plan = new MergePlan([flags.ToRecipe()]);
             }
             else
             {
                 if (args.Length != 2) throw new ArgumentException("merge: expected RECIPE.yaml OUTDIR (or --method ... OUTDIR)");
                 foreach (var (name, given) in new (string, bool)[] { ("--base", parse.GetValue(baseModel) is not null), ("--model", parse.GetValue(models) is { Length: > 0 }),
                              ("--set", parse.GetValue(sets) is { Length: > 0 }), ("--dtype", parse.GetValue(dtype) is not null), ("--out-dtype", parse.GetValue(outDtype) is not null),
-                             ("--output", parse.GetValue(output) is not null), ("--rank", parse.GetValue(rank) is not null),
+                             ("--output", parse.GetValue(output) is not null), ("--rank", parse.GetValue(rank) is not null), ("--max-error", parse.GetValue(maxError) is not null),
                              ("--peft-double-scale", parse.GetValue(doubleScale)) })
                     if (given) throw new ArgumentException($"{name}: only with --method (the flags form); with a recipe file, set it in the recipe");
                 if (!File.Exists(args[0])) throw new FileNotFoundException($"{args[0]}: no such recipe file");
-                recipe = MergeRecipe.Load(args[0]);
+                plan = MergePlan.Load(args[0]);
                 outDir = args[1];
             }
-            if (parse.GetValue(seed) is { } s) recipe = Override(recipe, "random_seed", s.ToString(CultureInfo.InvariantCulture)) with { RandomSeed = s };
+            // Overrides edit the typed plan; merge_recipe.yaml is written from it, so it reproduces the run.
+            if (parse.GetValue(seed) is { } s) plan = plan.With(r => r with { RandomSeed = s });
             if (parse.GetValue(shard) is { } z)
             {
                 if (!ByteSize.TryParse(z, out long bytes)) throw new ArgumentException($"--out-shard-size: expected a size such as 5B, 500M or 1000000, got '{z}'");
-                recipe = Override(recipe, "out_shard_size", bytes.ToString(CultureInfo.InvariantCulture)) with { OutShardSize = bytes };
+                plan = plan.With(r => r with { OutShardSize = bytes });
             }
 
-            var summary = Run(recipe, outDir);
+            var summary = Run(plan, outDir);
             foreach (var note in summary.Notes) Console.Error.WriteLine($"amalgam: note: {note}");
-            Console.WriteLine($"merged {summary.TensorsMerged} tensors ({summary.TensorsCopied} copied unchanged) with {recipe.Method.Name} into {summary.OutputFolder} " +
+            Console.WriteLine($"merged {summary.TensorsMerged} tensors ({summary.TensorsCopied} copied unchanged) with {plan.Final.Method.Name} into {summary.OutputFolder} " +
                               $"(output: {OutputFolderFiles.OutputName(summary.Output)}): {ByteSize.Format(summary.BytesWritten)} written, {ByteSize.Format(summary.BytesRead)} read " +
                               $"in {summary.Elapsed.TotalSeconds:0.0} s");
             return 0;
@@ -84,7 +86,7 @@ public static class MergeCommand
     }
 
     /// <summary>A progress bar on stderr when it is a terminal; nothing when output is redirected.</summary>
-    static MergeSummary Run(MergeRecipe recipe, string outDir)
+    static MergeSummary Run(MergePlan recipe, string outDir)
     {
         if (Console.IsErrorRedirected || Console.IsOutputRedirected) return MergeRunner.Run(recipe, outDir);
         var console = AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(Console.Error) });
@@ -103,12 +105,5 @@ public static class MergeCommand
             });
         });
         return summary!;
-    }
-
-    /// <summary>Command-line overrides also go into the copy of the recipe written beside the result, so it reproduces the run.</summary>
-    static MergeRecipe Override(MergeRecipe recipe, string field, string value)
-    {
-        string yaml = Regex.Replace(recipe.Yaml, $@"^{field}:.*(\r?\n|$)", "", RegexOptions.Multiline).TrimEnd('\n', '\r');
-        return recipe with { Yaml = $"{yaml}\n{field}: {value}  # from the command line\n" };
     }
 }

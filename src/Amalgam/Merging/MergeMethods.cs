@@ -16,7 +16,9 @@ public static class MergeMethods
     }
 
     public static IMergeMethod Get(string name) =>
-        All.TryGetValue(name, out var m) ? m : throw new InvalidDataException($"merge_method: unknown method '{name}'; known: {string.Join(", ", All.Keys.Order())}");
+        All.TryGetValue(name, out var m) ? m
+        : MethodCatalog.Refused.TryGetValue(name, out var why) ? throw new InvalidDataException($"merge_method: {why}")
+        : throw new InvalidDataException($"merge_method: unknown method '{name}'; known: {string.Join(", ", All.Keys.Order())}");
 
     static void EnsureRegistered()
     {

@@ -13,5 +13,19 @@ internal static class MethodCatalog
         new ModelStock(),
         new TsvMerge(),
         new IsoC(),
+        new Passthrough(),
+        new NuSlerp(),
+        new MultiSlerp(),
+        new Karcher(),
+        new NearSwap(),
+        new Sce(),
+        new ArceeFusion(),
+        new Ram(),
     ];
+
+    /// <summary>Names in mergekit's registry that Amalgam refuses, with the reason.</summary>
+    public static readonly IReadOnlyDictionary<string, string> Refused = new Dictionary<string, string>(StringComparer.Ordinal)
+    {
+        ["ramplus_tl"] = "'ramplus_tl' (RAM+ with its per-layer rescaling of unique updates) is not implemented; use ram",
+    };
 }

@@ -1,5 +1,4 @@
-using System.Globalization;
-using System.Text;
+using Amalgam.Merging;
 using Amalgam.Merging.Execution;
 using Amalgam.Merging.Recipes;
 using Amalgam.Models;
@@ -8,8 +7,9 @@ namespace Amalgam.Strategies;
 
 /// <summary>
 /// A merge of LoRA experts into one model through the merging executor (so with mergekit's exact semantics, in the
-/// experts' dense update space): the recipe is written as YAML, merged into a scratch folder, loaded, and the folder
-/// removed. What the study's merge strategies and Twin-Merging's shared model are built with.
+/// experts' dense update space), in memory: the typed plan is built directly and the merged tensors are copied into
+/// the model as they are produced, with no temporary checkpoint. What the study's merge strategies and
+/// Twin-Merging's shared model are built with.
 /// </summary>
 public static class ExpertMerge
 {
@@ -21,52 +21,37 @@ public static class ExpertMerge
     /// many values as layers, layer i gets value i exactly); null for the method's default</param>
     /// <param name="seed">random_seed of randomised methods (DARE)</param>
     public static CausalLM ToModel(string basePath, IReadOnlyList<string> expertPaths, string method,
+        IReadOnlyDictionary<string, object>? parameters = null, IReadOnlyList<IReadOnlyList<double>>? weights = null, long seed = 0) =>
+        InMemoryMerge.ToModel(Plan(basePath, expertPaths, method, parameters, weights, seed));
+
+    /// <summary>The recipe (mergekit schema, <c>output: model</c>) that <see cref="ToModel"/> runs; also what a user can save and rerun.</summary>
+    public static string Recipe(string basePath, IReadOnlyList<string> expertPaths, string method,
+        IReadOnlyDictionary<string, object>? parameters = null, IReadOnlyList<IReadOnlyList<double>>? weights = null, long seed = 0) =>
+        Plan(basePath, expertPaths, method, parameters, weights, seed).ToYaml();
+
+    /// <summary>The typed plan behind both.</summary>
+    public static MergeRecipe Plan(string basePath, IReadOnlyList<string> expertPaths, string method,
         IReadOnlyDictionary<string, object>? parameters = null, IReadOnlyList<IReadOnlyList<double>>? weights = null, long seed = 0)
     {
         if (weights is not null && weights.Count != expertPaths.Count)
             throw new ArgumentException($"{weights.Count} merge weights for {expertPaths.Count} experts");
-        var yaml = Recipe(basePath, expertPaths, method, parameters, weights, seed);
-        var dir = Path.Combine(Path.GetTempPath(), "amalgam-merge-" + Guid.NewGuid().ToString("N"));
-        try
+        static object Literal(object v) => v switch
         {
-            MergeRunner.Run(MergeRecipe.Parse(yaml, $"{method} merge of {expertPaths.Count} experts"), dir);
-            return CheckpointLoader.Load(dir);
-        }
-        finally
-        {
-            if (Directory.Exists(dir)) Directory.Delete(dir, recursive: true);
-        }
-    }
-
-    /// <summary>The recipe (mergekit schema, <c>output: model</c>) that <see cref="ToModel"/> runs; also what a user can save and rerun.</summary>
-    public static string Recipe(string basePath, IReadOnlyList<string> expertPaths, string method,
-        IReadOnlyDictionary<string, object>? parameters = null, IReadOnlyList<IReadOnlyList<double>>? weights = null, long seed = 0)
-    {
-        static string Quote(string s) => "\"" + s.Replace("\\", "\\\\").Replace("\"", "\\\"") + "\"";
-        static string Value(object v) => v switch
-        {
-            bool b => b ? "true" : "false",
-            double or float or int or long => Convert.ToDouble(v).ToString("R", CultureInfo.InvariantCulture),
-            string s => Quote(s),
+            bool or string or double => v,
+            float or int or long => Convert.ToDouble(v),
             _ => throw new ArgumentException($"merge parameter value {v} of type {v.GetType().Name} is not a number, bool or string"),
         };
-        var y = new StringBuilder();
-        y.AppendLine($"merge_method: {method}");
-        y.AppendLine($"base_model: {Quote(Path.GetFullPath(basePath))}");
-        y.AppendLine("models:");
-        for (int i = 0; i < expertPaths.Count; i++)
+        ParameterSetting Weight(IReadOnlyList<double> w) => w.Count == 1 ? new ScalarSetting(w[0]) : new GradientSetting(w.Select(x => (object)x).ToList());
+        return new MergeRecipe
         {
-            y.AppendLine($"  - model: {Quote(Path.GetFullPath(expertPaths[i]))}");
-            if (weights is not null)
-                y.AppendLine($"    parameters: {{weight: {(weights[i].Count == 1 ? Value(weights[i][0]) : "[" + string.Join(", ", weights[i].Select(w => Value(w))) + "]")}}}");
-        }
-        if (parameters is { Count: > 0 })
-        {
-            y.AppendLine("parameters:");
-            foreach (var (name, v) in parameters) y.AppendLine($"  {name}: {Value(v)}");
-        }
-        y.AppendLine($"random_seed: {seed}");
-        y.AppendLine("output: model");
-        return y.ToString();
+            Method = MergeMethods.Get(method),
+            BaseModel = Path.GetFullPath(basePath),
+            Models = expertPaths.Select((p, i) => new RecipeModel(Path.GetFullPath(p),
+                weights is null ? new Dictionary<string, ParameterSetting>() : new Dictionary<string, ParameterSetting> { ["weight"] = Weight(weights[i]) }, i)).ToList(),
+            Parameters = (parameters ?? new Dictionary<string, object>()).ToDictionary(p => p.Key, p => (ParameterSetting)new ScalarSetting(Literal(p.Value))),
+            RandomSeed = seed,
+            Output = MergeOutput.Model,
+            Source = $"{method} merge of {expertPaths.Count} experts",
+        }.Checked();
     }
 }

@@ -179,14 +179,17 @@ public class RecipeTests
             Sets = ["weight=0.3", "1:weight=0.7", "lambda=0.5,1.5"],
             OutDtype = "bfloat16",
         };
-        var r = Parse(flags.ToYaml());
+        var r = flags.ToRecipe(TestMethods.Get);
         var res = new ParameterResolver(r, 3);
         Assert.Equal(0.3, res.ForModel(r.Models[0], "model.layers.0.mlp.up_proj.weight").Number("weight", 0));
         Assert.Equal(0.7, res.ForModel(r.Models[1], "model.layers.0.mlp.up_proj.weight").Number("weight", 0));
         Assert.Equal(1.0, res.Global("model.layers.1.mlp.up_proj.weight").Number("lambda", 0), 12);
         Assert.Equal(Path.GetFullPath("b"), r.Models[1].Path);
         Assert.StartsWith("command line: parameters.densty: unknown parameter",
-            Assert.Throws<InvalidDataException>(() => MergeRecipe.Parse((flags with { Sets = ["densty=0.5"] }).ToYaml(), "command line", TestMethods.Get)).Message);
-        Assert.Contains("not a model index", Assert.Throws<InvalidDataException>(() => (flags with { Sets = ["5:weight=1"] }).ToYaml()).Message);
+            Assert.Throws<InvalidDataException>(() => (flags with { Sets = ["densty=0.5"] }).ToRecipe(TestMethods.Get)).Message);
+        Assert.Contains("not a model index", Assert.Throws<InvalidDataException>(() => (flags with { Sets = ["5:weight=1"] }).ToRecipe(TestMethods.Get)).Message);
+        // the plan written back reads as the same plan
+        var again = Parse(r.ToYaml());
+        Assert.Equal(r.ToYaml(), again.ToYaml());
     }
 }

@@ -371,6 +371,204 @@ for meth, fn in [("tsv", tsv), ("iso_c", iso_c)]:
     add(f"{meth}/lambda", meth, {"lambda": 0.7}, PS, [
         tensor_entry("model.layers.0.self_attn.q_proj.weight", base, models, fn("model.layers.0.self_attn.q_proj.weight", base, models, PS, 0.7))])
 
+# ---------------------------------------------------------------- mergekit's newer methods (numpy, float64, written from the formulas)
+import numpy as np
+
+
+def N(t):
+    return t.numpy().astype(np.float64)
+
+
+def T_(a):
+    return torch.tensor(np.asarray(a, dtype=np.float64))
+
+
+def np_nuslerp(t, v0, v1, flatten=True, row_wise=False):
+    shape = v0.shape
+    if flatten:
+        a, b = v0.reshape(1, -1), v1.reshape(1, -1)
+    elif row_wise and v0.ndim > 1:
+        a, b = np.swapaxes(v0, 0, -1), np.swapaxes(v1, 0, -1)
+    else:
+        a, b = v0, v1
+    out = np.empty_like(a)
+    A, B = a.reshape(-1, a.shape[-1]), b.reshape(-1, b.shape[-1])
+    O = out.reshape(-1, a.shape[-1])
+    for r in range(A.shape[0]):
+        x, y = A[r], B[r]
+        ux = x / max(np.linalg.norm(x), 1e-7)
+        uy = y / max(np.linalg.norm(y), 1e-7)
+        c = min(1.0, max(-1.0, float(np.dot(ux, uy))))
+        th = math.acos(c)
+        st = math.sin(th)
+        if abs(st) < 1e-8:
+            O[r] = (1 - t) * x + t * y
+        else:
+            O[r] = (math.sin((1 - t) * th) * x + math.sin(t * th) * y) / st
+    if not flatten and row_wise and v0.ndim > 1:
+        out = np.swapaxes(out, 0, -1)
+    return out.reshape(shape)
+
+
+def nuslerp_ref(base, models, pm, g):
+    w0, w1 = pm[0]["weight"], pm[1]["weight"]
+    t = 0.5 if abs(w0 + w1) < 1e-6 else w1 / (w0 + w1)
+    fl, rw = g.get("nuslerp_flatten", True), g.get("nuslerp_row_wise", False)
+    if base is None:
+        return np_nuslerp(t, models[0], models[1], fl, rw)
+    return base + np_nuslerp(t, models[0] - base, models[1] - base, fl, rw)
+
+
+def multislerp_ref(base, models, pm, g):
+    eps = g.get("eps", 1e-8)
+    w = np.array([p["weight"] for p in pm], dtype=np.float64)
+    if g.get("normalize_weights", True):
+        w = w / w.sum()
+    vs = [(m - base if base is not None else m).reshape(-1) for m in models]
+    norms = np.array([np.linalg.norm(v) for v in vs])
+    units = [v / (n + eps) for v, n in zip(vs, norms)]
+    mean = sum(wi * u for wi, u in zip(w, units))
+    mean = mean / np.linalg.norm(mean)
+    tang = sum(wi * (u - np.dot(u, mean) * mean) for wi, u in zip(w, units))
+    tn = np.linalg.norm(tang) + eps
+    res = (mean * math.cos(tn) + tang * (math.sin(tn) / tn)) * float(np.dot(norms, w))
+    res = res.reshape(models[0].shape)
+    return res + base if base is not None else res
+
+
+def karcher_ref(models, g):
+    max_iter, tol = int(g.get("max_iter", 10)), g.get("tol", 1e-5)
+    vs = [m.reshape(-1) for m in models]
+    norms = [np.linalg.norm(v) for v in vs]
+    valid = [i for i, n in enumerate(norms) if n > tol]
+    a = 1.0 / len(valid)
+    units = [vs[i] / norms[i] for i in valid]
+    u = sum(a * x for x in units)
+    u = u / np.linalg.norm(u)
+    for _ in range(max_iter):
+        T = np.zeros_like(u)
+        for x in units:
+            d = min(1.0, max(-1.0, float(np.dot(u, x))))
+            th = math.acos(d)
+            if th < tol:
+                continue
+            T += a * (th / math.sin(th)) * (x - d * u)
+        nt = np.linalg.norm(T)
+        if nt < tol:
+            break
+        u = math.cos(nt) * u + math.sin(nt) * (T / nt)
+        u = u / np.linalg.norm(u)
+    return (sum(norms) / len(models) * u).reshape(models[0].shape)
+
+
+def nearswap_ref(base, other, t):
+    with np.errstate(divide="ignore", invalid="ignore"):
+        w = t / np.abs(base - other)
+    w = np.nan_to_num(w, nan=1.0, posinf=1.0, neginf=1.0)
+    w = np.clip(w, 0.0, 1.0)
+    return w * other + (1 - w) * base
+
+
+def sce_ref(base, models, g):
+    ds = np.stack([m - base for m in models])
+    topk = g.get("select_topk", 1.0)
+    if topk < 1:
+        var = ds.var(axis=0)
+        flat = np.abs(var.reshape(-1))
+        k = int(np.count_nonzero(var) * topk)
+        order = sorted(range(flat.size), key=lambda i: (-flat[i], i))
+        mask = np.zeros(flat.size)
+        mask[order[:k]] = 1.0
+        ds = ds * mask.reshape(var.shape)[None]
+    e = np.array([np.mean(d ** 2) for d in ds])
+    w = np.full(len(models), 1.0 / len(models)) if e.sum() < 1e-6 else e / e.sum()
+    wd = ds * w.reshape(-1, *([1] * base.ndim))
+    elected = np.where(wd.sum(0) >= 0, 1.0, -1.0)
+    agree = (np.sign(wd) == elected).astype(np.float64)
+    mixed = (wd * agree).sum(0)
+    div = (w.reshape(-1, *([1] * base.ndim)) * agree).sum(0)
+    div[div == 0] = 1.0
+    return base + g.get("lambda", 1.0) * mixed / div
+
+
+def softmax(x):
+    z = np.exp(x - x.max(axis=-1, keepdims=True))
+    return z / z.sum(axis=-1, keepdims=True)
+
+
+def arcee_ref(base, other):
+    delta = other - base
+    p = softmax(other) + 1e-8
+    q = softmax(base) + 1e-8
+    kl = np.sum(p * np.log(p / q), axis=-1)
+    imp = np.abs(delta) * np.expand_dims(kl, -1)
+    srt = np.sort(imp.reshape(-1))
+    n = srt.size
+    med = srt[(n - 1) // 2]
+    q1, q3 = np.quantile(srt, 0.25), np.quantile(srt, 0.75)  # numpy's default is linear interpolation
+    thr = med + 1.5 * (q3 - q1)
+    return base + delta * (imp >= thr)
+
+
+def ram_ref(base, models, eps):
+    ds = [m - base for m in models]
+    act = [(np.abs(d) > eps).astype(np.float64) for d in ds]
+    cnt = np.maximum(sum(act), 1.0)
+    return base + sum(a * d for a, d in zip(act, ds)) / cnt
+
+
+def model_stock_rows(base, models):
+    b = base[None] if base.ndim == 1 else base
+    ws = [m[None] if m.ndim == 1 else m for m in models]
+    offs = [w - b for w in ws]
+    cs = []
+    for i in range(len(offs)):
+        for j in range(i + 1, len(offs)):
+            num = (offs[i] * offs[j]).sum(-1)
+            den = np.maximum(np.linalg.norm(offs[i], axis=-1) * np.linalg.norm(offs[j], axis=-1), 1e-6)
+            cs.append(np.clip(num / den, -1, 1))
+    c = np.mean(cs, axis=0)[..., None]
+    n = len(ws)
+    t = n * c / (1 + (n - 1) * c)
+    return (t * (sum(ws) / n) + (1 - t) * b).reshape(base.shape)
+
+
+nb, nms = N(base), [N(m) for m in models]
+sparse_models = []
+for i in range(3):  # RL-style sparse updates: about a third of the entries change per model
+    d = 0.5 * rnd(6, 8)
+    d[torch.rand(6, 8) < 0.66] = 0.0
+    sparse_models.append(base + d)
+nsm = [N(m) for m in sparse_models]
+PW2 = [{"weight": 0.6}, {"weight": 1.4}]
+PW3 = [{"weight": 1.0}, {"weight": 0.5}, {"weight": 2.0}]
+TN = "model.layers.0.mlp.up_proj.weight"
+
+
+def addn(name, method, g, pm, b, ms, expected, tname=TN):
+    add(name, method, g, pm, [tensor_entry(tname, T_(b if b is not None else ms[0]), [T_(m) for m in ms], T_(expected))])
+
+
+addn("nuslerp/task_vectors", "nuslerp", {}, PW2, nb, nms[:2], nuslerp_ref(nb, nms[:2], PW2, {}))
+addn("nuslerp/row_wise", "nuslerp", {"nuslerp_flatten": False, "nuslerp_row_wise": True}, PW2, nb, nms[:2],
+     nuslerp_ref(nb, nms[:2], PW2, {"nuslerp_flatten": False, "nuslerp_row_wise": True}))
+addn("nuslerp/last_dim", "nuslerp", {"nuslerp_flatten": False}, PW2, nb, nms[:2], nuslerp_ref(nb, nms[:2], PW2, {"nuslerp_flatten": False}))
+addn("multislerp/task_vectors", "multislerp", {}, PW3, nb, nms, multislerp_ref(nb, nms, PW3, {}))
+addn("karcher/default", "karcher", {}, [{}, {}, {}], nms[0], nms, karcher_ref(nms, {}))
+addn("karcher/few_iterations", "karcher", {"max_iter": 2}, [{}, {}, {}], nms[0], nms, karcher_ref(nms, {"max_iter": 2}))
+addn("nearswap/t", "nearswap", {"t": 0.3}, [{}], nb, nms[:1], nearswap_ref(nb, nms[0], 0.3))
+addn("sce/default", "sce", {}, [{}, {}, {}], nb, nms, sce_ref(nb, nms, {}))
+addn("sce/select_topk", "sce", {"select_topk": 0.4}, [{}, {}, {}], nb, nms, sce_ref(nb, nms, {"select_topk": 0.4}))
+addn("arcee_fusion/default", "arcee_fusion", {}, [{}], nb, nms[:1], arcee_ref(nb, nms[0]))
+b1n = N(b1)
+add("arcee_fusion/vector", "arcee_fusion", {}, [{}], [tensor_entry("model.norm.weight", b1, [ms1[0]], T_(arcee_ref(b1n, N(ms1[0]))))])
+addn("ram/sparse", "ram", {}, [{}, {}, {}], nb, nsm, ram_ref(nb, nsm, 1e-5))
+addn("ram/epsilon", "ram", {"epsilon": 0.2}, [{}, {}, {}], nb, nms, ram_ref(nb, nms, 0.2))
+addn("model_stock/filter_wise", "model_stock", {"filter_wise": True}, [{}, {}, {}], nb, nms, model_stock_rows(nb, nms))
+add("model_stock/filter_wise_vector", "model_stock", {"filter_wise": True}, [{}, {}, {}],
+    [tensor_entry("model.norm.weight", b1, ms1, T_(model_stock_rows(b1n, [N(m) for m in ms1])))])
+add("passthrough/scale", "passthrough", {}, [{"scale": 0.5}], [tensor_entry(TN, base, [models[0]], 0.5 * models[0])])
+
 out = os.path.join(os.path.dirname(os.path.abspath(__file__)), "cases.json")
 with open(out, "w") as f:
     json.dump({"generator": "tests/Golden/merging/generate.py", "torch": torch.__version__, "cases": cases}, f, separators=(",", ":"))

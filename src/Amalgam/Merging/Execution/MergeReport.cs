@@ -11,6 +11,8 @@ public sealed record MergeRunOptions
     public Action<MergeProgress>? Progress { get; init; }
     /// <summary>Processing order of the checkpoint keys (default: ordinal); tests use it to show results do not depend on it.</summary>
     public Func<IReadOnlyList<string>, IReadOnlyList<string>>? Order { get; init; }
+    /// <summary>The text of <c>merge_recipe.yaml</c> when it is not the plan's own (a multi-stage plan writes all its stages).</summary>
+    public string? RecipeYaml { get; init; }
 }
 
 /// <summary>What a merge did.</summary>

@@ -73,3 +73,20 @@ public sealed class LoraExpertSource(string path, CheckpointSource baseModel, Lo
     /// <summary>The base is shared and owned by the caller; only the adapter is disposed.</summary>
     public void Dispose() => Adapter.Dispose();
 }
+
+/// <summary>
+/// mergekit's <c>model+lora</c>: a checkpoint with a LoRA adapter applied, θ = θ_model + s·B·A for the layers the
+/// adapter targets. Unlike <see cref="LoraExpertSource"/> the model is not the base, so every key may differ from it.
+/// </summary>
+public sealed class ModelPlusLoraSource(CheckpointSource model, LoraAdapter adapter, string loraPath) : IMergeSource
+{
+    private readonly LoraExpertSource applied = new(loraPath, model, adapter);
+    public string Path { get; } = model.Path + "+" + loraPath;
+    public CheckpointSource Model => model;
+    public bool Contains(string name) => model.Contains(name);
+    public (DType DType, long[] Shape) Describe(string name) => model.Describe(name);
+    public Tensor Load(string name, ScalarType compute) => applied.Load(name, compute);
+    public bool Changes(string name) => true;
+    public long StoredBytes(string name) => model.StoredBytes(name);
+    public void Dispose() { applied.Dispose(); model.Dispose(); }
+}

@@ -19,14 +19,15 @@ public static class OutputFolderFiles
     public static string AmalgamVersion =>
         typeof(OutputFolderFiles).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion ?? "unknown";
 
-    /// <summary>Copies config.json with <c>torch_dtype</c> (and <c>vocab_size</c>, when embeddings were cut) updated.</summary>
-    public static void WriteConfig(string fromFolder, string toFolder, string? torchDtype, long? vocabSize)
+    /// <summary>Copies config.json with <c>torch_dtype</c> (and <c>vocab_size</c> when embeddings were cut, <c>num_hidden_layers</c> for slices) updated.</summary>
+    public static void WriteConfig(string fromFolder, string toFolder, string? torchDtype, long? vocabSize, int? layers = null)
     {
         string src = Path.Combine(fromFolder, "config.json");
         if (!File.Exists(src)) return;
         var node = JsonNode.Parse(Inputs.InputFiles.ReadText(src)) as JsonObject ?? throw new InvalidDataException($"{src}: not a JSON object");
         if (torchDtype is not null) node["torch_dtype"] = torchDtype;
         if (vocabSize is not null) node["vocab_size"] = vocabSize;
+        if (layers is not null) node["num_hidden_layers"] = layers;
         File.WriteAllText(Path.Combine(toFolder, "config.json"), node.ToJsonString(new() { WriteIndented = true }) + "\n");
     }
 
@@ -46,11 +47,26 @@ public static class OutputFolderFiles
         return copied;
     }
 
-    public static void WriteRecipe(MergeRecipe recipe, string toFolder) =>
-        File.WriteAllText(Path.Combine(toFolder, "merge_recipe.yaml"), recipe.Yaml.EndsWith('\n') ? recipe.Yaml : recipe.Yaml + "\n");
+    /// <summary>Writes a chosen chat template as chat_template.jinja (replacing copied template files) and into tokenizer_config.json.</summary>
+    public static void WriteChatTemplate(string? template, string toFolder)
+    {
+        if (template is null) return;
+        string json = Path.Combine(toFolder, "chat_template.json");
+        if (File.Exists(json)) File.Delete(json);
+        File.WriteAllText(Path.Combine(toFolder, "chat_template.jinja"), template);
+        string config = Path.Combine(toFolder, "tokenizer_config.json");
+        if (!File.Exists(config)) return;
+        var node = JsonNode.Parse(File.ReadAllText(config)) as JsonObject ?? throw new InvalidDataException($"{config}: not a JSON object");
+        node["chat_template"] = template;
+        File.WriteAllText(config, node.ToJsonString(new() { WriteIndented = true }) + "\n");
+    }
+
+    /// <summary>The plan as YAML (overrides from the command line included), so that the folder says how to make it again.</summary>
+    public static void WriteRecipe(MergeRecipe recipe, string toFolder, string? yaml = null) =>
+        File.WriteAllText(Path.Combine(toFolder, "merge_recipe.yaml"), yaml ?? recipe.ToYaml());
 
     /// <summary>A short README: method, inputs, parameters, output, Amalgam version and date, plus any notes (approximations, cut embeddings).</summary>
-    public static void WriteReadme(MergeRecipe recipe, MergeOutput output, string toFolder, IReadOnlyList<string> notes, string? extra = null)
+    public static void WriteReadme(MergeRecipe recipe, MergeOutput output, string toFolder, IReadOnlyList<string> notes, string? extra = null, string? section = null)
     {
         var r = new StringBuilder();
         r.AppendLine(output == MergeOutput.Model ? "# Merged model" : "# Merged LoRA adapter").AppendLine();
@@ -58,11 +74,17 @@ public static class OutputFolderFiles
                      $" by `amalgam merge` (the recipe is in `merge_recipe.yaml`).").AppendLine();
         r.AppendLine($"- method: `{recipe.Method.Name}` — {recipe.Method.Description}");
         if (recipe.BaseModel is not null) r.AppendLine($"- base model: `{recipe.BaseModel}`");
-        r.AppendLine("- models:");
-        foreach (var m in recipe.Models)
+        static string Ps(RecipeModel m) => m.Parameters.Count == 0 ? "" : " — " + string.Join(", ", m.Parameters.Select(p => $"{p.Key}: {p.Value.ToYaml()}"));
+        if (recipe.Slices is null)
         {
-            string ps = m.Parameters.Count == 0 ? "" : " — " + string.Join(", ", m.Parameters.Select(p => $"{p.Key}: {p.Value.ToYaml()}"));
-            r.AppendLine($"  - `{m.Path}`{ps}");
+            r.AppendLine("- models:");
+            foreach (var m in recipe.Models) r.AppendLine($"  - `{m.Reference}`{Ps(m)}");
+        }
+        else
+        {
+            r.AppendLine($"- slices ({recipe.Slices.Sum(s => s.Length)} layers):");
+            foreach (var s in recipe.Slices)
+                r.AppendLine("  - " + string.Join("; ", s.Sources.Select(x => $"`{x.Model.Reference}` layers [{x.Start}, {x.End}){Ps(x.Model)}")));
         }
         if (recipe.Parameters.Count > 0)
             r.AppendLine("- parameters: " + string.Join(", ", recipe.Parameters.Select(p => $"{p.Key}: {p.Value.ToYaml()}")));
@@ -74,15 +96,9 @@ public static class OutputFolderFiles
             r.AppendLine().AppendLine("## Notes").AppendLine();
             foreach (var n in notes) r.AppendLine($"- {n}");
         }
+        if (section is not null) r.AppendLine().Append(section);
         File.WriteAllText(Path.Combine(toFolder, "README.md"), r.ToString());
     }
 
-    public static string OutputName(MergeOutput o) => o switch
-    {
-        MergeOutput.Model => "model",
-        MergeOutput.Adapter => "adapter",
-        MergeOutput.Cat => "cat",
-        MergeOutput.FactorLinear => "factor_linear",
-        _ => o.ToString(),
-    };
+    public static string OutputName(MergeOutput o) => MergeRecipe.OutputName(o);
 }

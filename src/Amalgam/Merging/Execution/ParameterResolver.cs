@@ -35,9 +35,11 @@ public sealed partial class ParameterResolver
     };
 
     /// <summary>The method's global-scope parameters for this tensor.</summary>
-    public MergeParameters Global(string tensorName)
+    public MergeParameters Global(string tensorName) => Global(tensorName, DepthOf(tensorName));
+
+    /// <summary>The same at an explicit depth (slices index gradients over the slice).</summary>
+    public MergeParameters Global(string tensorName, double t)
     {
-        double t = DepthOf(tensorName);
         var values = new Dictionary<string, object>(StringComparer.Ordinal);
         foreach (var spec in recipe.Method.Parameters.Where(p => p.Scope == ParameterScope.Global))
             if (Resolve(spec, null, tensorName, t, required: true) is { } v) values[spec.Name] = v;
@@ -45,9 +47,10 @@ public sealed partial class ParameterResolver
     }
 
     /// <summary>The per-model parameters of <paramref name="model"/> for this tensor (the base model needs none).</summary>
-    public MergeParameters ForModel(RecipeModel model, string tensorName, bool isBase = false)
+    public MergeParameters ForModel(RecipeModel model, string tensorName, bool isBase = false) => ForModel(model, tensorName, DepthOf(tensorName), isBase);
+
+    public MergeParameters ForModel(RecipeModel model, string tensorName, double t, bool isBase = false)
     {
-        double t = DepthOf(tensorName);
         var values = new Dictionary<string, object>(StringComparer.Ordinal);
         foreach (var spec in recipe.Method.Parameters.Where(p => p.Scope == ParameterScope.PerModel))
             if (Resolve(spec, model, tensorName, t, required: !isBase) is { } v) values[spec.Name] = v;
@@ -61,7 +64,8 @@ public sealed partial class ParameterResolver
         // Optional parameters stay unset: the method applies its defaults, which depend on the flavor
         // (filling mergekit's schema default here would silently override `flavor: peft`).
         if (spec.Default is not null || !required) return null;
-        string where = model is null ? $"parameters.{spec.Name}" : $"models[{model.Index}].parameters.{spec.Name}";
+        string where = model is null ? $"parameters.{spec.Name}"
+            : recipe.Slices is null ? $"models[{model.Index}].parameters.{spec.Name}" : $"{PlanCheck.SourceField(recipe, model)}.parameters.{spec.Name}";
         throw new InvalidDataException($"{recipe.Source}: {where}: no value for tensor '{tensorName}' (no filter matched and {recipe.Method.Name} has no default)");
     }
 }

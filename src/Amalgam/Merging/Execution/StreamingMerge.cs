@@ -6,28 +6,60 @@ using static TorchSharp.torch;
 namespace Amalgam.Merging.Execution;
 
 /// <summary>
-/// The streaming executor for <c>output: model</c>: one checkpoint key at a time, every input memory-mapped, each
-/// tensor converted to the compute dtype, merged, checked for NaN/Inf, converted to the output dtype and written
-/// through <see cref="ShardedCheckpointWriter"/>, with one dispose scope per key so that peak memory stays near
-/// (inputs + a few) × the largest tensor. The folder appears only when everything is written.
+/// The streaming executor for <c>output: model</c>: one output key at a time, every input memory-mapped, each
+/// tensor converted to the compute dtype, merged, checked for NaN/Inf, converted to the output dtype and handed to
+/// a sink (the <see cref="ShardedCheckpointWriter"/> here; the model's parameters in <see cref="InMemoryMerge"/>),
+/// with one dispose scope per key so that peak memory stays near (inputs + a few) × the largest tensor. The folder
+/// appears only when everything is written.
 /// </summary>
 public static class StreamingMerge
 {
-    /// <summary>One planned output tensor: its spec, and the common row count when embeddings of different vocab sizes were cut.</summary>
-    sealed record Planned(TensorSpec Spec, bool IsFloat, long? Rows, bool Unchanged);
+    /// <summary>One planned output tensor: its key, spec, and the common row count when embeddings of different vocab sizes were cut.</summary>
+    internal sealed record Planned(MergeKey Key, TensorSpec Spec, bool IsFloat, long? Rows, bool Unchanged);
+
+    /// <summary>The plan of every output tensor, the whole-model pass (when the method has one) already run.</summary>
+    internal sealed record KeyPlan(IReadOnlyList<Planned> Tensors, IWholeModelPass? Pass, List<string> Notes)
+    {
+        public long? Vocab => Tensors.FirstOrDefault(p => p.Rows is not null)?.Rows;
+        public IReadOnlyList<DType> FloatTypes => Tensors.Where(p => p.IsFloat).Select(p => p.Spec.DType).Distinct().ToList();
+    }
 
     public static MergeSummary Run(MergeInputSet inputs, string outDir, MergeRunOptions? options = null)
     {
         options ??= new();
         var recipe = inputs.Recipe;
         var clock = Stopwatch.StartNew();
-        var notes = new List<string>();
-        var names = inputs.Names;
-        if (options.Order is { } order) names = order(names);
-        var plan = names.Select(n => Plan(inputs, n, notes)).ToList();
-        var sources = (inputs.UsesBase && inputs.Base is not null ? [inputs.Base] : Array.Empty<IMergeSource>()).Concat(inputs.Models.Select(m => m.Source)).ToList();
+        var plan = Prepare(inputs, options);
+        var counts = new MergeCounts();
+        AtomicDirectory.Write(outDir, staging =>
+        {
+            using (var writer = new ShardedCheckpointWriter(staging, plan.Tensors.Select(p => p.Spec).ToList(), recipe.OutShardSize, new Dictionary<string, string> { ["format"] = "pt" }))
+            {
+                MergeEach(inputs, plan, options, counts, (name, result) => writer.Write(name, result.contiguous()));
+                writer.Commit();
+            }
+            var types = plan.FloatTypes;
+            OutputFolderFiles.WriteConfig(inputs.ReferenceFolder, staging, types.Count == 1 ? RecipeDtype.TorchName(types[0].ToScalarType()) : null, plan.Vocab,
+                recipe.Slices is null ? null : inputs.OutputLayers);
+            OutputFolderFiles.CopyTokenizer(TokenizerFolder(inputs), staging);
+            OutputFolderFiles.WriteChatTemplate(ChatTemplates.Resolve(recipe.ChatTemplate), staging);
+            OutputFolderFiles.WriteRecipe(recipe, staging, options.RecipeYaml);
+            OutputFolderFiles.WriteReadme(recipe, MergeOutput.Model, staging, plan.Notes);
+        });
+        long written = plan.Tensors.Sum(p => p.Spec.ByteLength);
+        return new MergeSummary(Path.GetFullPath(outDir), MergeOutput.Model, counts.Merged, counts.Copied, counts.Read, written, clock.Elapsed, plan.Notes);
+    }
 
-        var pass = recipe.Method.CreatePass(inputs.Resolver.Global(""), inputs.Models.Count);
+    internal sealed class MergeCounts { public int Merged, Copied; public long Read; }
+
+    /// <summary>Plans every output tensor and runs the method's whole-model pass, if any.</summary>
+    internal static KeyPlan Prepare(MergeInputSet inputs, MergeRunOptions options)
+    {
+        var notes = new List<string>();
+        var plan = inputs.Keys(options.Order).Select(k => Plan(inputs, k, notes)).ToList();
+        if (inputs.Recipe.Slices is { } slices)
+            notes.Add($"{slices.Count} slices: {inputs.OutputLayers} layers ({string.Join(" + ", slices.Select(s => string.Join(" | ", s.Sources.Select(x => $"{Path.GetFileName(x.Model.Reference.TrimEnd('/'))}[{x.Start}, {x.End})"))))})");
+        var pass = inputs.Recipe.Method.CreatePass(inputs.Resolver.Global(""), inputs.Models.Count);
         if (pass is not null)
         {
             for (int round = 0; round < pass.Rounds; round++)
@@ -44,50 +76,56 @@ public static class StreamingMerge
                 pass.EndRound(round);
             }
         }
+        return new KeyPlan(plan, pass, notes);
+    }
 
-        int merged = 0, copied = 0;
-        long read = 0;
-        long? vocab = plan.FirstOrDefault(p => p.Rows is not null)?.Rows;
-        var outDtypes = plan.Where(p => p.IsFloat).Select(p => p.Spec.DType).Distinct().ToList();
-        AtomicDirectory.Write(outDir, staging =>
+    /// <summary>
+    /// The per-tensor work shared by the streaming executor and the in-memory merge: each key merged (or copied, for
+    /// integer buffers and layers no input changes), checked, converted to its output dtype and handed to
+    /// <paramref name="sink"/> inside its own dispose scope.
+    /// </summary>
+    internal static void MergeEach(MergeInputSet inputs, KeyPlan plan, MergeRunOptions options, MergeCounts counts, Action<string, Tensor> sink)
+    {
+        var recipe = inputs.Recipe;
+        for (int i = 0; i < plan.Tensors.Count; i++)
         {
-            using (var writer = new ShardedCheckpointWriter(staging, plan.Select(p => p.Spec).ToList(), recipe.OutShardSize, new Dictionary<string, string> { ["format"] = "pt" }))
+            var p = plan.Tensors[i];
+            string name = p.Spec.Name;
+            options.Progress?.Invoke(new MergeProgress("merge", i, plan.Tensors.Count, name));
+            using var scope = NewDisposeScope();
+            Tensor result;
+            if (!p.IsFloat || p.Unchanged)
             {
-                for (int i = 0; i < plan.Count; i++)
-                {
-                    var p = plan[i];
-                    string name = p.Spec.Name;
-                    options.Progress?.Invoke(new MergeProgress("merge", i, plan.Count, name));
-                    using var scope = NewDisposeScope();
-                    Tensor result;
-                    if (!p.IsFloat || p.Unchanged)
-                    {
-                        // Integer buffers, and layers no input changes, are the reference's own tensor.
-                        result = inputs.Reference.Load(name, recipe.ComputeDtype);
-                        read += inputs.Reference.StoredBytes(name);
-                        copied++;
-                    }
-                    else
-                    {
-                        using var random = inputs.RandomFor(name);
-                        var args = Load(inputs, p, random, pass);
-                        read += sources.Sum(s => s.StoredBytes(name));
-                        result = recipe.Method.Merge(args);
-                        Check(recipe, name, result, p.Spec.Shape);
-                        merged++;
-                    }
-                    writer.Write(name, result.to(p.Spec.DType.ToScalarType()).contiguous());
-                }
-                options.Progress?.Invoke(new MergeProgress("merge", plan.Count, plan.Count, ""));
-                writer.Commit();
+                var from = p.Key.Base ?? p.Key.Models[0];
+                result = from.Source.Load(from.Name, recipe.ComputeDtype);
+                counts.Read += from.Source.StoredBytes(from.Name);
+                counts.Copied++;
             }
-            OutputFolderFiles.WriteConfig(inputs.Reference.Path, staging, outDtypes.Count == 1 ? RecipeDtype.TorchName(outDtypes[0].ToScalarType()) : null, vocab);
-            OutputFolderFiles.CopyTokenizer(inputs.Reference.Path, staging);
-            OutputFolderFiles.WriteRecipe(recipe, staging);
-            OutputFolderFiles.WriteReadme(recipe, MergeOutput.Model, staging, notes);
-        });
-        long written = plan.Sum(p => p.Spec.ByteLength);
-        return new MergeSummary(Path.GetFullPath(outDir), MergeOutput.Model, merged, copied, read, written, clock.Elapsed, notes);
+            else
+            {
+                using var random = inputs.RandomFor(name);
+                var args = Load(inputs, p, random, plan.Pass);
+                counts.Read += (inputs.UsesBase && p.Key.Base is { } b ? b.Source.StoredBytes(b.Name) : 0) + p.Key.Models.Sum(m => m.Source.StoredBytes(m.Name));
+                result = recipe.Method.Merge(args);
+                Check(recipe, name, result, p.Spec.Shape);
+                counts.Merged++;
+            }
+            sink(name, result.to(p.Spec.DType.ToScalarType()));
+        }
+        options.Progress?.Invoke(new MergeProgress("merge", plan.Tensors.Count, plan.Tensors.Count, ""));
+    }
+
+    /// <summary>The folder the tokenizer files come from: the reference, or the model named by <c>tokenizer_source: model:REF</c>.</summary>
+    internal static string TokenizerFolder(MergeInputSet inputs)
+    {
+        var recipe = inputs.Recipe;
+        if (recipe.TokenizerSource is not { } t || t == "base") return inputs.ReferenceFolder;
+        string wanted = t["model:".Length..];
+        string full = Path.GetFullPath(wanted);
+        var match = recipe.Models.FirstOrDefault(m => m.Reference == wanted || m.Path == full || Path.GetFileName(m.Path.TrimEnd('/')) == wanted)
+            ?? (recipe.BaseModel is { } b && (b == full || Path.GetFileName(b.TrimEnd('/')) == wanted) ? new RecipeModel(b, new Dictionary<string, ParameterSetting>(), -1) : null)
+            ?? throw new InvalidDataException($"{recipe.Source}: tokenizer_source: '{wanted}' is not one of the merge's models");
+        return match.Path;
     }
 
     /// <summary>The method's result must have the expected shape and only finite values, or nothing is written.</summary>
@@ -103,43 +141,47 @@ public static class StreamingMerge
 
     static bool IsEmbedding(string name) => name.Contains("embed_tokens", StringComparison.Ordinal) || name.Contains("lm_head", StringComparison.Ordinal);
 
+    static string Label(MergeInputSet inputs, KeyInput k) =>
+        ReferenceEquals(k.Source, inputs.Base) ? $"base_model ({k.Source.Path})" : inputs.Recipe.Slices is null ? $"models[{k.Model.Index}] ({k.Source.Path})" : $"{k.Source.Path}";
+
     /// <summary>
     /// Shapes must agree, except the vocabulary rows of embed_tokens / lm_head: there mergekit takes the common
     /// sub-matrix (the first min(vocab) rows), and so does this, saying so in the notes.
     /// </summary>
-    static Planned Plan(MergeInputSet inputs, string name, List<string> notes)
+    static Planned Plan(MergeInputSet inputs, MergeKey key, List<string> notes)
     {
         var recipe = inputs.Recipe;
-        var reference = inputs.Reference;
-        var (dtype, shape) = reference.Describe(name);
-        string refLabel = inputs.Base is not null ? $"base_model ({reference.Path})" : $"models[{inputs.Models[0].Model.Index}] ({reference.Path})";
-        var used = new List<(string Label, IMergeSource Source)>();
-        if (inputs.Base is not null) used.Add((refLabel, inputs.Base));
-        foreach (var (m, s) in inputs.Models)
+        string name = key.Output;
+        var first = key.Base ?? key.Models[0];
+        if (!first.Source.Contains(first.Name)) throw new InvalidDataException($"tensor '{first.Name}': missing from {Label(inputs, first)}");
+        var (dtype, shape) = first.Source.Describe(first.Name);
+        var used = new List<KeyInput>();
+        if (key.Base is not null) used.Add(key.Base);
+        foreach (var m in key.Models)
         {
-            if (!s.Contains(name)) throw new InvalidDataException($"tensor '{name}': missing from models[{m.Index}] ({s.Path})");
-            used.Add(($"models[{m.Index}] ({s.Path})", s));
+            if (!m.Source.Contains(m.Name)) throw new InvalidDataException($"tensor '{m.Name}': missing from {Label(inputs, m)}");
+            used.Add(m);
         }
         long? rows = null;
-        foreach (var (label, s) in used)
+        foreach (var u in used)
         {
-            var other = s.Describe(name).Shape;
+            var other = u.Source.Describe(u.Name).Shape;
             if (other.SequenceEqual(shape)) continue;
             bool sameTail = other.Length == shape.Length && other.Length >= 1 && other.Skip(1).SequenceEqual(shape.Skip(1));
             if (!(IsEmbedding(name) && sameTail))
-                throw new InvalidDataException($"tensor '{name}': shape [{string.Join(", ", other)}] in {label} does not match [{string.Join(", ", shape)}] in {refLabel}");
+                throw new InvalidDataException($"tensor '{name}': shape [{string.Join(", ", other)}] in {Label(inputs, u)} does not match [{string.Join(", ", shape)}] in {Label(inputs, first)}");
             rows = Math.Min(rows ?? shape[0], other[0]);
         }
         if (rows is not null)
         {
-            rows = Math.Min(rows.Value, used.Min(u => u.Source.Describe(name).Shape[0]));
-            notes.Add($"'{name}': vocabulary sizes differ ({string.Join(", ", used.Select(u => u.Source.Describe(name).Shape[0]).Distinct())}); merged the common first {rows} rows, as mergekit does");
+            rows = Math.Min(rows.Value, used.Min(u => u.Source.Describe(u.Name).Shape[0]));
+            notes.Add($"'{name}': vocabulary sizes differ ({string.Join(", ", used.Select(u => u.Source.Describe(u.Name).Shape[0]).Distinct())}); merged the common first {rows} rows, as mergekit does");
         }
         bool isFloat = IsFloat(dtype);
         var outType = isFloat ? OutputType(recipe, dtype) : dtype;
         var outShape = rows is null ? shape : [rows.Value, .. shape.Skip(1)];
-        bool unchanged = inputs.Base is not null && inputs.Models.All(m => !m.Source.Changes(name));
-        return new Planned(new TensorSpec(name, outType, outShape), isFloat, rows, unchanged);
+        bool unchanged = inputs.Base is not null && key.Base is not null && key.Models.All(m => !m.Source.Changes(m.Name));
+        return new Planned(key, new TensorSpec(name, outType, outShape), isFloat, rows, unchanged);
     }
 
     /// <summary>out_dtype, else dtype (when it can be stored), else the stored dtype.</summary>
@@ -152,17 +194,17 @@ public static class StreamingMerge
     static MergeTensorInputs Load(MergeInputSet inputs, Planned p, Generator? random, IWholeModelPass? pass)
     {
         var compute = inputs.Recipe.ComputeDtype;
-        Tensor Get(IMergeSource s)
+        Tensor Get(KeyInput k)
         {
-            var raw = s.Load(p.Spec.Name, compute);
+            var raw = k.Source.Load(k.Name, compute);
             if (p.Rows is { } rows && raw.shape[0] != rows) raw = raw.narrow(0, 0, rows);
             if (raw.dtype == compute) return raw;
             var converted = raw.to(compute);
             raw.Dispose(); // keep only the compute copy alive: peak ≈ inputs × the largest tensor
             return converted;
         }
-        var baseTensor = inputs.UsesBase && inputs.Base is not null ? Get(inputs.Base) : null;
-        var models = inputs.Models.Select(m => Get(m.Source)).ToList();
-        return inputs.Inputs(p.Spec.Name, baseTensor, models, random, pass);
+        var baseTensor = inputs.UsesBase && p.Key.Base is not null ? Get(p.Key.Base) : null;
+        var models = p.Key.Models.Select(Get).ToList();
+        return inputs.Inputs(p.Key, baseTensor, models, random, pass);
     }
 }

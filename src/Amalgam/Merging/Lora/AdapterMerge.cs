@@ -6,6 +6,7 @@ using Amalgam.Merging.Parts;
 using Amalgam.Merging.Recipes;
 using Amalgam.Models;
 using Amalgam.Tensors;
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace Amalgam.Merging.Lora;
@@ -21,21 +22,52 @@ namespace Amalgam.Merging.Lora;
 /// </summary>
 public static class AdapterMerge
 {
+    /// <summary>An adapter built in memory, before it is saved.</summary>
+    public sealed record Built(LoraAdapter Adapter, LoraConfig Config, List<string> Notes, TruncationReport? Report, int Modules, long BytesRead);
+
     public static MergeSummary Run(MergeInputSet inputs, MergeOutput output, string outDir, MergeRunOptions? options = null)
     {
         options ??= new();
         var recipe = inputs.Recipe;
         var clock = Stopwatch.StartNew();
-        if (!inputs.AllLora)
+        var built = Build(inputs, output, Path.GetFileName(Path.GetFullPath(outDir).TrimEnd('/')), options);
+        using var adapter = built.Adapter;
+        AtomicDirectory.Write(outDir, staging =>
+        {
+            adapter.Save(staging); // replaces the staging folder with adapter_config.json + adapter_model.safetensors
+            OutputFolderFiles.WriteRecipe(recipe, staging, options.RecipeYaml);
+            OutputFolderFiles.WriteReadme(recipe, output, staging, built.Notes, Describe(output, built.Config), built.Report?.Markdown());
+        });
+        long written = adapter.Deltas.Values.Sum(x => x.A.numel() * x.A.element_size() + x.B.numel() * x.B.element_size());
+        var notes = built.Report is { } r ? [.. built.Notes, r.Summary] : built.Notes;
+        return new MergeSummary(Path.GetFullPath(outDir), output, built.Modules, 0, built.BytesRead, written, clock.Elapsed, notes);
+    }
+
+    /// <summary>Merges (or extracts) every module into factors; the caller owns the adapter.</summary>
+    public static Built Build(MergeInputSet inputs, MergeOutput output, string name, MergeRunOptions options)
+    {
+        var recipe = inputs.Recipe;
+        if (inputs.Base is null)
+            throw new InvalidDataException($"{recipe.Source}: base_model: missing; output: {OutputFolderFiles.OutputName(output)} stores merged − base, so it needs the base");
+        if (inputs.AnyLora && !inputs.AllLora)
         {
             var dense = inputs.Models.First(m => m.Source is not LoraExpertSource).Model;
-            throw new InvalidDataException($"{recipe.Source}: models[{dense.Index}].model: output: {OutputFolderFiles.OutputName(output)} needs every model to be a LoRA adapter; use output: model to merge full checkpoints");
+            throw new InvalidDataException($"{recipe.Source}: models[{dense.Index}].model: output: {OutputFolderFiles.OutputName(output)} needs every model to be a LoRA adapter (or every model a full checkpoint, to extract a LoRA); use output: model to merge both kinds");
         }
         bool peftFactorSpace = output == MergeOutput.FactorLinear && PeftFactorSpace.Supports(recipe.Method);
-        if (output is MergeOutput.Cat or MergeOutput.FactorLinear && !LinearCoefficients.Supports(recipe.Method) && !peftFactorSpace)
-            throw new InvalidDataException($"{recipe.Source}: output: {OutputFolderFiles.OutputName(output)} is exact only for a linear combination of the experts ({string.Join(", ", LinearCoefficients.Methods)}), not {recipe.Method.Name}{(output == MergeOutput.FactorLinear ? $" (PEFT's factor-space types: {string.Join(", ", PeftFactorSpace.Methods)}, with flavor: peft)" : "")}; use output: adapter");
+        if (output is MergeOutput.Cat or MergeOutput.FactorLinear)
+        {
+            if (!inputs.AllLora)
+            {
+                var dense = inputs.Models.First(m => m.Source is not LoraExpertSource).Model;
+                throw new InvalidDataException($"{recipe.Source}: models[{dense.Index}].model: output: {OutputFolderFiles.OutputName(output)} recombines LoRA factors, so it needs every model to be a LoRA adapter; use output: adapter (truncated SVD, also from full fine-tunes) or output: model");
+            }
+            if (!LinearCoefficients.Supports(recipe.Method) && !peftFactorSpace)
+                throw new InvalidDataException($"{recipe.Source}: output: {OutputFolderFiles.OutputName(output)} is exact only for a linear combination of the experts ({string.Join(", ", LinearCoefficients.Methods)}), not {recipe.Method.Name}{(output == MergeOutput.FactorLinear ? $" (PEFT's factor-space types: {string.Join(", ", PeftFactorSpace.Methods)}, with flavor: peft)" : "")}; use output: adapter");
+        }
 
-        var experts = inputs.Models.Select(m => ((LoraExpertSource)m.Source).Adapter).ToList();
+        var baseModel = inputs.Base;
+        var experts = inputs.AllLora ? inputs.Models.Select(m => ((LoraExpertSource)m.Source).Adapter).ToList() : [];
         for (int i = 0; i < experts.Count; i++)
         {
             string where = $"{recipe.Source}: models[{inputs.Models[i].Model.Index}] ({inputs.Models[i].Source.Path})";
@@ -46,18 +78,32 @@ public static class AdapterMerge
             if (output != MergeOutput.Adapter && experts[i].Deltas.FirstOrDefault(d => d.Value.IsDora) is { Key: { } dora })
                 throw new NotSupportedException($"{where}: tensor 'base_model.model.{dora}.lora_magnitude_vector': output: {OutputFolderFiles.OutputName(output)} recombines factors s·B·A, which a DoRA update is not; use output: adapter or model (they merge the folded DoRA weights)");
         }
-        var baseModel = inputs.Base!;
-        var modules = experts.SelectMany(e => e.Deltas.Keys).Distinct().Order(StringComparer.Ordinal).ToList();
+        // LoRA experts: the modules they target. Full fine-tunes (extraction): every 2-D weight outside the embeddings.
+        var modules = inputs.AllLora
+            ? experts.SelectMany(e => e.Deltas.Keys).Distinct().Order(StringComparer.Ordinal).ToList()
+            : inputs.Names.Where(n => IsDecomposable(n, baseModel)).Select(n => n[..^".weight".Length]).ToList();
         if (options.Order is { } order) modules = order(modules).ToList();
-        int rank = recipe.Rank ?? experts.Max(e => e.Deltas.Values.Max(d => (int)d.Rank));
+        int? rank = recipe.MaxError is not null ? null : recipe.Rank ?? (inputs.AllLora ? experts.Max(e => e.Deltas.Values.Max(d => (int)d.Rank)) : null);
+        if (rank is null && recipe.MaxError is null)
+            throw new InvalidDataException($"{recipe.Source}: rank: missing; extracting a LoRA from full models needs rank: N or rank: auto (with max_error)");
+        if (output == MergeOutput.Adapter && rank is { } wanted && modules.Count > 0)
+        {
+            // beyond min(out, in) of every module the factors would only be padded with zeros
+            var (widest, full) = modules.Select(m => (m, baseModel.Contains(m + ".weight") ? baseModel.Describe(m + ".weight").Shape : [])).Where(x => x.Item2.Length == 2)
+                .Select(x => (x.m, Math.Min(x.Item2[0], x.Item2[1]))).MaxBy(x => x.Item2);
+            if (widest is not null && wanted > full)
+                throw new InvalidDataException($"{recipe.Source}: rank: {wanted} exceeds min(out, in) = {full} of '{widest}.weight'; give a rank of at most {full}");
+        }
         var notes = new List<string>();
         if (output == MergeOutput.FactorLinear)
             notes.Add($"APPROXIMATE: factor_linear mixes the A and B factors separately (PEFT's add_weighted_adapter '{(peftFactorSpace ? recipe.Method.Name : "linear")}'); the product contains cross terms Bᵢ·Aⱼ, so it is NOT {(peftFactorSpace ? $"{recipe.Method.Name} of" : "the weighted sum of")} the experts' updates. Use output: {(peftFactorSpace ? "adapter" : "cat")} for the exact result.");
         if (recipe.PeftDoubleScale)
             notes.Add("peft_double_scale: each expert's weight is multiplied by its LoRA scale sᵢ on top of ΔWᵢ = sᵢ·Bᵢ·Aᵢ, reproducing PEFT's svd types (a PEFT bug: the scale is applied twice); the result is not the recipe's merge of the experts.");
+        if (!inputs.AllLora) notes.AddRange(CheckUndecomposable(inputs));
 
         var factors = new Dictionary<string, (Tensor A, Tensor B)>(StringComparer.Ordinal);
         var ranks = new Dictionary<string, int>(StringComparer.Ordinal);
+        var truncation = new List<ModuleTruncation>();
         long read = 0;
         var outType = recipe.OutDtype ?? (recipe.Dtype is { } d && d != ScalarType.Float64 ? d : ScalarType.Float32);
         try
@@ -71,33 +117,33 @@ public static class AdapterMerge
                     int who = experts.FindIndex(e => e.Deltas.ContainsKey(module));
                     throw new InvalidDataException($"models[{inputs.Models[who].Model.Index}] ({inputs.Models[who].Source.Path}): targets '{module}', which the base model has no '{key}' for");
                 }
-                read += baseModel.StoredBytes(key);
+                read += baseModel.StoredBytes(key) * (inputs.AllLora ? 1 : 1 + inputs.Models.Count);
                 using var scope = NewDisposeScope();
-                var (a, b) = output switch
+                Tensor a, b;
+                if (output == MergeOutput.Adapter)
                 {
-                    MergeOutput.Adapter => Truncated(inputs, key, rank),
-                    MergeOutput.Cat => Concatenated(inputs, experts, module, key),
-                    _ when peftFactorSpace => PeftFactorSpace.Merge(inputs, experts, module),
-                    _ => FactorLinear(inputs, experts, module, key),
-                };
+                    var delta = MergedDelta(inputs, key);
+                    if (!inputs.AllLora && delta.abs().max().ToDouble() == 0) continue; // extraction: nothing changed here
+                    var (ta, tb, k, err) = TruncationReport.Truncate(delta, rank, recipe.MaxError);
+                    truncation.Add(new ModuleTruncation(module, k, err));
+                    (a, b) = Pad(ta, tb, k);
+                }
+                else (a, b) = output == MergeOutput.Cat ? Concatenated(inputs, experts, module, key)
+                    : peftFactorSpace ? PeftFactorSpace.Merge(inputs, experts, module)
+                    : FactorLinear(inputs, experts, module, key);
                 if (!isfinite(a).all().item<bool>() || !isfinite(b).all().item<bool>())
                     throw new InvalidDataException($"tensor '{key}': the merged factors hold NaN or Inf values; nothing was written");
                 factors[module] = (a.to(outType).MoveToOuterDisposeScope(), b.to(outType).MoveToOuterDisposeScope());
                 ranks[module] = (int)a.shape[0];
             }
             options.Progress?.Invoke(new MergeProgress("merge", modules.Count, modules.Count, ""));
+            if (factors.Count == 0) throw new InvalidDataException($"{recipe.Source}: models: no 2-D weight differs from the base; there is nothing to extract");
 
-            var config = OutputConfig(recipe, baseModel, ranks, output == MergeOutput.Adapter ? rank : ranks.Values.Max());
-            using var adapter = new LoraAdapter(Path.GetFileName(Path.GetFullPath(outDir).TrimEnd('/')), config, factors);
+            var config = OutputConfig(recipe, baseModel, ranks, output == MergeOutput.Adapter && rank is { } r ? r : ranks.Values.Max());
+            var adapter = new LoraAdapter(name, config, factors);
             factors.Clear(); // the adapter owns them now
-            AtomicDirectory.Write(outDir, staging =>
-            {
-                adapter.Save(staging); // replaces the staging folder with adapter_config.json + adapter_model.safetensors
-                OutputFolderFiles.WriteRecipe(recipe, staging);
-                OutputFolderFiles.WriteReadme(recipe, output, staging, notes, Describe(output, config));
-            });
-            long written = adapter.Deltas.Values.Sum(x => x.A.numel() * x.A.element_size() + x.B.numel() * x.B.element_size());
-            return new MergeSummary(Path.GetFullPath(outDir), output, modules.Count, 0, read, written, clock.Elapsed, notes);
+            var report = output == MergeOutput.Adapter ? new TruncationReport(truncation, rank, recipe.MaxError) : null;
+            return new Built(adapter, config, notes, report, ranks.Count, read);
         }
         finally
         {
@@ -105,21 +151,46 @@ public static class AdapterMerge
         }
     }
 
-    static string Describe(MergeOutput output, LoraConfig c) => output switch
+    /// <summary>Rows/columns of zeros up to the declared rank when a module's SVD has fewer singular values (min(out, in) &lt; k).</summary>
+    static (Tensor A, Tensor B) Pad(Tensor a, Tensor b, int rank)
     {
-        MergeOutput.Adapter => $"truncated SVD of (merged − base) per layer, r = {c.R}, lora_alpha = {c.LoraAlpha} (scale 1)",
-        MergeOutput.Cat => $"exact concatenation of the experts' factors, r = {c.R}{(c.RankPattern is { Count: > 0 } ? " (per-module ranks in rank_pattern)" : "")}, scale 1",
-        _ => $"APPROXIMATE A/B-space mixing, r = {c.R}, scale 1",
-    };
+        long k = a.shape[0];
+        if (k >= rank) return (a, b);
+        return (cat([a, zeros(rank - k, a.shape[1], dtype: a.dtype)], 0), cat([b, zeros(b.shape[0], rank - k, dtype: b.dtype)], 1));
+    }
 
-    /// <summary>θ0 and θᵢ = θ0 + ΔWᵢ in the compute dtype, the method's result, and its rank-k factorisation.</summary>
-    static (Tensor A, Tensor B) Truncated(MergeInputSet inputs, string key, int rank)
+    /// <summary>2-D <c>.weight</c> tensors outside the embeddings and lm_head: what a LoRA adapter can hold.</summary>
+    static bool IsDecomposable(string name, CheckpointSource baseModel) =>
+        name.EndsWith(".weight", StringComparison.Ordinal) && baseModel.Describe(name).Shape.Length == 2
+        && !name.Contains("embed_tokens", StringComparison.Ordinal) && !name.Contains(CausalLM.OutputLayer, StringComparison.Ordinal);
+
+    /// <summary>
+    /// Extraction: tensors a LoRA cannot hold (norms, biases, embeddings, lm_head) must come out of the merge equal to
+    /// the base, or be skipped by <c>skip_undecomposable: true</c> (mergekit-extract-lora's --skip-undecomposable),
+    /// which the README then lists.
+    /// </summary>
+    static IEnumerable<string> CheckUndecomposable(MergeInputSet inputs)
     {
         var recipe = inputs.Recipe;
-        var shape = inputs.Base!.Describe(key).Shape;
-        long full = shape.Length == 2 ? Math.Min(shape[0], shape[1]) : long.MaxValue;
-        if (rank > full) // beyond min(out, in) the factors would only be padded with zeros
-            throw new InvalidDataException($"{recipe.Source}: rank: {rank} exceeds min(out, in) = {full} of '{key}'; give a rank of at most {full}");
+        var changed = new List<string>();
+        foreach (var n in inputs.Names.Where(n => !IsDecomposable(n, inputs.Base!)))
+        {
+            var (dtype, _) = inputs.Base!.Describe(n);
+            if (dtype is not (DType.F32 or DType.F16 or DType.BF16)) continue;
+            using var scope = NewDisposeScope();
+            if (MergedDelta(inputs, n).abs().max().ToDouble() != 0) changed.Add(n);
+        }
+        if (changed.Count == 0) yield break;
+        string list = string.Join(", ", changed.Take(6)) + (changed.Count > 6 ? $", ... ({changed.Count} in all)" : "");
+        if (!recipe.SkipUndecomposable)
+            throw new InvalidDataException($"{recipe.Source}: output: adapter: {list} differ from the base but are not 2-D linear weights, so a LoRA adapter cannot hold them; set skip_undecomposable: true to leave them at the base's values, or use output: model");
+        yield return $"skip_undecomposable: {list} differ from the base and are NOT in the adapter (it keeps the base's values there)";
+    }
+
+    /// <summary>The method's result minus θ0 at one key, in the compute dtype (θᵢ = θ0 + ΔWᵢ for LoRA experts).</summary>
+    static Tensor MergedDelta(MergeInputSet inputs, string key)
+    {
+        var recipe = inputs.Recipe;
         var theta0 = inputs.Base!.Load(key, recipe.ComputeDtype).to(recipe.ComputeDtype);
         var thetas = inputs.Models.Select(m => m.Source.Load(key, recipe.ComputeDtype).to(recipe.ComputeDtype)).ToList();
         using var random = inputs.RandomFor(key);
@@ -127,7 +198,7 @@ public static class AdapterMerge
         if (recipe.PeftDoubleScale) tensorInputs = DoubleScaled(inputs, tensorInputs, key);
         var merged = recipe.Method.Merge(tensorInputs);
         StreamingMerge.Check(recipe, key, merged, theta0.shape);
-        return LowRankFactorization.Truncate(merged - theta0, rank);
+        return merged - theta0;
     }
 
     /// <summary>
@@ -149,6 +220,13 @@ public static class AdapterMerge
         }).ToList();
         return tensorInputs with { ModelParameters = parameters };
     }
+
+    static string Describe(MergeOutput output, LoraConfig c) => output switch
+    {
+        MergeOutput.Adapter => $"truncated SVD of (merged − base) per layer, r = {c.R}{(c.RankPattern is { Count: > 0 } ? " (per-module ranks in rank_pattern)" : "")}, lora_alpha = r (scale 1); see the truncation error below",
+        MergeOutput.Cat => $"exact concatenation of the experts' factors, r = {c.R}{(c.RankPattern is { Count: > 0 } ? " (per-module ranks in rank_pattern)" : "")}, scale 1",
+        _ => $"APPROXIMATE A/B-space mixing, r = {c.R}, scale 1",
+    };
 
     /// <summary>A rows cᵢ·sᵢ·Aᵢ and B columns Bᵢ of every expert that targets the layer; verified against the method itself.</summary>
     static (Tensor A, Tensor B) Concatenated(MergeInputSet inputs, List<LoraAdapter> experts, string module, string key)

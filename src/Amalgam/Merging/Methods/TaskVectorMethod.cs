@@ -126,7 +126,7 @@ public sealed class TaskVectorMethod : IMergeMethod
         if (m.Sparsifier != SparsifierKind.None)
         {
             list.Add(new("rescale", ParameterScope.Global, ParameterKind.Choice, k.Rescale switch { RescaleRule.L1 => "l1", RescaleRule.InverseDensity => "inverse_density", _ => "none" },
-                "rescale kept entries: l1 (match the L1 norm), inverse_density (÷ keep probability) or none; true/false = l1/none (flavor-dependent default)", TaskVectorOptions.RescaleNames));
+                "rescale kept entries: l1 (match the L1 norm), inverse_density (÷ keep probability) or none; true/false = l1/none (flavor-dependent default)", TaskVectorOptions.RescaleNames, TaskVectorOptions.RescaleAliases));
             list.Add(new("density", ParameterScope.PerModel, ParameterKind.Number, 1.0, "fraction of entries kept (1 = no sparsification)"));
         }
         if (m.Sparsifier == SparsifierKind.Magnitude)

@@ -54,17 +54,7 @@ internal static class ParameterValues
                     throw new InvalidDataException($"parameter '{name}': not a parameter of {method.Name}; known: {string.Join(", ", specs.Keys)}");
                 if (!isGlobal && spec.Scope == ParameterScope.Global)
                     throw new InvalidDataException($"parameter '{name}': global to {method.Name}, cannot be given per model");
-                switch (spec.Kind)
-                {
-                    case ParameterKind.Choice:
-                        if (!(name == "rescale" && value is bool)) Choice(p, name, spec.Choices!);
-                        break;
-                    case ParameterKind.Bool: Bool(p, name); break;
-                    case ParameterKind.Number:
-                        if (value is not (double or float or int or long or decimal))
-                            throw new InvalidDataException($"parameter '{name}': expected a number, got '{value}'");
-                        break;
-                }
+                if (spec.Coerce(value, out string why) is null) throw new InvalidDataException($"parameter '{name}': {why}");
             }
         }
         Check(global, true);

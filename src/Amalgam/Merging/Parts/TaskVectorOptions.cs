@@ -46,6 +46,8 @@ public sealed record TaskVectorOptions(
     public static readonly string[] ConsensusOnNames = ["weighted", "unweighted"];
     public static readonly string[] DivisorNames = ["weights", "count", "none"];
     public static readonly string[] RescaleNames = ["l1", "inverse_density", "none"];
+    /// <summary>mergekit's boolean <c>rescale</c>: true = l1, false = none.</summary>
+    public static readonly IReadOnlyDictionary<string, string> RescaleAliases = new Dictionary<string, string> { ["true"] = "l1", ["false"] = "none" };
     public static readonly string[] TrimScopeNames = ["tensor", "model"];
 
     public static Flavor ParseFlavor(MergeParameters global) =>
@@ -94,7 +96,7 @@ public sealed record TaskVectorOptions(
     /// <summary><c>rescale</c> as a choice, or mergekit's boolean form (<c>true</c> = l1, <c>false</c> = none).</summary>
     public static RescaleRule? RescaleChoice(MergeParameters global)
     {
-        if (global.Values.TryGetValue("rescale", out var v) && v is bool b) return b ? RescaleRule.L1 : RescaleRule.None;
+        if (global.Values.TryGetValue("rescale", out var v) && v is bool b) return RescaleAliases[b ? "true" : "false"] == "l1" ? RescaleRule.L1 : RescaleRule.None;
         return ParameterValues.Choice(global, "rescale", RescaleNames) switch
         {
             null => null,

@@ -17,14 +17,19 @@ public abstract record ParameterSetting
     /// <summary>Every literal the setting can produce, for type checks at load time.</summary>
     public abstract IEnumerable<object> Literals { get; }
 
-    /// <summary>The setting as YAML flow text, for README files and error messages.</summary>
+    /// <summary>The setting as YAML flow text (what <see cref="MergeRecipe.ToYaml"/> writes; also README files).</summary>
     public abstract string ToYaml();
 
+    /// <summary>The same setting with every literal replaced (the plan's coercion to the parameter's type).</summary>
+    public abstract ParameterSetting Map(Func<object, object> literal);
+
+    /// <summary>Numbers and booleans plain; strings as YAML scalars, quoted when they would read as something else.</summary>
     internal static string Literal(object v) => v switch
     {
         double d => d.ToString("R", CultureInfo.InvariantCulture),
         bool b => b ? "true" : "false",
-        _ => v.ToString()!,
+        string s => YamlText.Scalar(s),
+        _ => Convert.ToString(v, CultureInfo.InvariantCulture)!,
     };
 }
 
@@ -34,6 +39,7 @@ public sealed record ScalarSetting(object Value) : ParameterSetting
     public override object? Evaluate(string tensorName, double t) => Value;
     public override IEnumerable<object> Literals => [Value];
     public override string ToYaml() => Literal(Value);
+    public override ParameterSetting Map(Func<object, object> literal) => new ScalarSetting(literal(Value));
 }
 
 /// <summary>
@@ -58,6 +64,7 @@ public sealed record GradientSetting(IReadOnlyList<object> Values) : ParameterSe
 
     public override IEnumerable<object> Literals => Values;
     public override string ToYaml() => "[" + string.Join(", ", Values.Select(Literal)) + "]";
+    public override ParameterSetting Map(Func<object, object> literal) => new GradientSetting(Values.Select(literal).ToList());
 }
 
 /// <summary>One <c>{filter, value}</c> entry; a null filter (or <c>*</c>) matches every tensor.</summary>
@@ -78,5 +85,8 @@ public sealed record ConditionalSetting(IReadOnlyList<Condition> Conditions) : P
     public override IEnumerable<object> Literals => Conditions.SelectMany(c => c.Value.Literals);
 
     public override string ToYaml() =>
-        "[" + string.Join(", ", Conditions.Select(c => c.Filter is null ? $"{{value: {c.Value.ToYaml()}}}" : $"{{filter: \"{c.Filter}\", value: {c.Value.ToYaml()}}}")) + "]";
+        "[" + string.Join(", ", Conditions.Select(c => c.Filter is null ? $"{{value: {c.Value.ToYaml()}}}" : $"{{filter: {YamlText.Quote(c.Filter)}, value: {c.Value.ToYaml()}}}")) + "]";
+
+    public override ParameterSetting Map(Func<object, object> literal) =>
+        new ConditionalSetting(Conditions.Select(c => c with { Value = c.Value.Map(literal) }).ToList());
 }

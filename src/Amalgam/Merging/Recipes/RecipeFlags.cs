@@ -1,13 +1,12 @@
 using System.Globalization;
-using System.Text;
-using System.Text.Json;
 
 namespace Amalgam.Merging.Recipes;
 
 /// <summary>
 /// The one-off form of a recipe, from command-line flags: <c>--method ties --base DIR --model DIR --model DIR
-/// --set density=0.5 --set 1:weight=0.7</c>. It is turned into recipe YAML and read by the same parser, so the
-/// checks, the errors and the <c>merge_recipe.yaml</c> written beside the result are those of a recipe file.
+/// --set density=0.5 --set 1:weight=0.7</c>. It builds the same typed plan a recipe file parses into, checked by
+/// the same <see cref="MergeRecipe.Checked"/>, so the errors and the <c>merge_recipe.yaml</c> written beside the
+/// result are those of a recipe file.
 /// </summary>
 public sealed record RecipeFlags
 {
@@ -19,57 +18,84 @@ public sealed record RecipeFlags
     public string? Dtype { get; init; }
     public string? OutDtype { get; init; }
     public string? Output { get; init; }
-    public int? Rank { get; init; }
+    /// <summary>A positive integer, or <c>auto</c> (with <see cref="MaxError"/>, default 0.01).</summary>
+    public string? Rank { get; init; }
+    public double? MaxError { get; init; }
     /// <summary><c>peft_double_scale: true</c> (PEFT's svd types' double LoRA scaling).</summary>
     public bool PeftDoubleScale { get; init; }
 
-    public string ToYaml()
+    const string Source = "command line";
+
+    public MergeRecipe ToRecipe(Func<string, IMergeMethod>? methods = null)
     {
-        var global = new List<(string Name, string Value)>();
-        var perModel = Models.Select(_ => new List<(string Name, string Value)>()).ToList();
+        InvalidDataException Error(string field, string why) => new($"{Source}: {field}: {why}");
+        IMergeMethod method;
+        try { method = (methods ?? MergeMethods.Get)(Method); }
+        catch (Exception e) when (e is InvalidDataException or KeyNotFoundException or ArgumentException)
+        {
+            string msg = e.Message.StartsWith("merge_method:", StringComparison.Ordinal) ? e.Message["merge_method:".Length..].Trim() : e.Message;
+            throw Error("merge_method", msg);
+        }
+
+        var global = new Dictionary<string, ParameterSetting>(StringComparer.Ordinal);
+        var perModel = Models.Select(_ => new Dictionary<string, ParameterSetting>(StringComparer.Ordinal)).ToList();
         foreach (var set in Sets)
         {
             int eq = set.IndexOf('=');
             if (eq <= 0) throw new InvalidDataException($"--set {set}: expected NAME=VALUE or MODEL_INDEX:NAME=VALUE");
-            string name = set[..eq], value = Value(set[(eq + 1)..]);
+            string name = set[..eq];
+            var value = Value(set[(eq + 1)..]);
             int colon = name.IndexOf(':');
-            if (colon < 0) { global.Add((name, value)); continue; }
+            if (colon < 0) { global[name] = value; continue; }
             if (!int.TryParse(name[..colon], NumberStyles.None, CultureInfo.InvariantCulture, out int i) || i >= Models.Count)
                 throw new InvalidDataException($"--set {set}: '{name[..colon]}' is not a model index (0 to {Models.Count - 1}, in --model order)");
-            perModel[i].Add((name[(colon + 1)..], value));
+            perModel[i][name[(colon + 1)..]] = value;
         }
 
-        var y = new StringBuilder();
-        y.Append("merge_method: ").AppendLine(Quote(Method));
-        if (BaseModel is not null) y.Append("base_model: ").AppendLine(Quote(Path.GetFullPath(BaseModel)));
-        y.AppendLine("models:");
-        for (int i = 0; i < Models.Count; i++)
+        TorchSharp.torch.ScalarType? ParseDtype(string? name, string field) =>
+            name is null ? null : RecipeDtype.TryParse(name, out var t) ? t : throw Error(field, $"unknown dtype '{name}' (known: {RecipeDtype.Known})");
+
+        MergeOutput? output = Output switch
         {
-            y.Append("  - model: ").AppendLine(Quote(Path.GetFullPath(Models[i])));
-            if (perModel[i].Count == 0) continue;
-            y.AppendLine("    parameters:");
-            foreach (var (n, v) in perModel[i]) y.Append("      ").Append(n).Append(": ").AppendLine(v);
-        }
-        if (global.Count > 0)
+            null => null,
+            "model" => MergeOutput.Model,
+            "adapter" => MergeOutput.Adapter,
+            "cat" => MergeOutput.Cat,
+            "factor_linear" => MergeOutput.FactorLinear,
+            var other => throw Error("output", $"unknown output '{other}' (known: model, adapter, cat, factor_linear)"),
+        };
+        int? rank = null;
+        double? maxError = null;
+        if (Rank == "auto") maxError = MaxError ?? 0.01;
+        else if (Rank is not null)
+            rank = int.TryParse(Rank, NumberStyles.Integer, CultureInfo.InvariantCulture, out int r) && r > 0 ? r : throw Error("rank", $"expected a positive integer or auto, got '{Rank}'");
+        if (MaxError is not null && Rank != "auto") throw Error("max_error", "only with rank: auto");
+        if (PeftDoubleScale && output is not (null or MergeOutput.Adapter)) throw Error("peft_double_scale", "only used with output: adapter (PEFT's svd types)");
+        var outDtype = ParseDtype(OutDtype, "out_dtype");
+        if (outDtype == TorchSharp.torch.ScalarType.Float64) throw Error("out_dtype", "float64 cannot be written to safetensors here; use float32");
+
+        return new MergeRecipe
         {
-            y.AppendLine("parameters:");
-            foreach (var (n, v) in global) y.Append("  ").Append(n).Append(": ").AppendLine(v);
-        }
-        if (Dtype is not null) y.Append("dtype: ").AppendLine(Quote(Dtype));
-        if (OutDtype is not null) y.Append("out_dtype: ").AppendLine(Quote(OutDtype));
-        if (Output is not null) y.Append("output: ").AppendLine(Quote(Output));
-        if (Rank is not null) y.Append("rank: ").AppendLine(Rank.Value.ToString(CultureInfo.InvariantCulture));
-        if (PeftDoubleScale) y.AppendLine("peft_double_scale: true");
-        return y.ToString();
+            Method = method,
+            BaseModel = BaseModel is null ? null : Path.GetFullPath(BaseModel),
+            Models = Models.Select((m, i) => new RecipeModel(Path.GetFullPath(m), perModel[i], i)).ToList(),
+            Parameters = global,
+            Dtype = ParseDtype(Dtype, "dtype"),
+            OutDtype = outDtype,
+            Output = output,
+            Rank = rank,
+            MaxError = maxError,
+            PeftDoubleScale = PeftDoubleScale,
+            Source = Source,
+        }.Checked();
     }
 
-    /// <summary>Numbers and booleans stay plain; a comma list becomes a YAML flow list (a gradient); anything else is quoted.</summary>
-    static string Value(string text)
+    /// <summary>Numbers and booleans as such; a comma list is a gradient; anything else a string.</summary>
+    static ParameterSetting Value(string text)
     {
+        static object One(string p) =>
+            double.TryParse(p, NumberStyles.Float, CultureInfo.InvariantCulture, out double d) ? d : p is "true" or "false" ? p == "true" : p;
         var parts = text.Split(',', StringSplitOptions.TrimEntries);
-        string One(string p) => double.TryParse(p, NumberStyles.Float, CultureInfo.InvariantCulture, out _) || p is "true" or "false" ? p : Quote(p);
-        return parts.Length > 1 ? "[" + string.Join(", ", parts.Select(One)) + "]" : One(text.Trim());
+        return parts.Length > 1 ? new GradientSetting(parts.Select(One).ToList()) : new ScalarSetting(One(text.Trim()));
     }
-
-    static string Quote(string s) => JsonSerializer.Serialize(s);
 }

@@ -11,14 +11,17 @@ namespace Amalgam.Merging.Recipes;
 /// </summary>
 internal static class RecipeParser
 {
-    static readonly string[] Fields = ["merge_method", "base_model", "models", "parameters", "dtype", "out_dtype", "random_seed", "out_shard_size", "output", "rank", "peft_double_scale", "tokenizer_source"];
+    static readonly string[] Fields = ["name", "merge_method", "base_model", "models", "slices", "parameters", "dtype", "out_dtype", "random_seed", "out_shard_size",
+        "output", "rank", "max_error", "peft_double_scale", "skip_undecomposable", "tokenizer_source", "chat_template"];
 
     static readonly Dictionary<string, string> Unsupported = new(StringComparer.Ordinal)
     {
-        ["slices"] = "layer slices (frankenmerges) are not supported; list whole models under 'models'",
-        ["modules"] = "per-module definitions are not supported; list whole models under 'models'",
-        ["tokenizer"] = "tokenizer merging is not supported; the base model's tokenizer is copied",
-        ["chat_template"] = "chat templates are not set by merges; the base model's tokenizer files are copied",
+        ["modules"] = "per-module definitions are not supported; list whole models under 'models' or layer ranges under 'slices'",
+        ["tokenizer"] = "the tokenizer block (vocabulary union, per-token embedding sources) is not supported; use tokenizer_source: base or model:NAME",
+        ["gate_mode"] = "mergekit-moe configs are not supported (building a sparse mixture of experts needs a MoE decoder block, which Amalgam does not have); route between experts with `amalgam route` instead",
+        ["experts"] = "mergekit-moe configs are not supported (building a sparse mixture of experts needs a MoE decoder block, which Amalgam does not have); route between experts with `amalgam route` instead",
+        ["genome"] = "mergekit-evolve configs are not supported (the evolutionary search loop); fit merge coefficients with `amalgam fit` instead",
+        ["tasks"] = "mergekit-evolve configs are not supported (the evolutionary search loop); fit merge coefficients with `amalgam fit` instead",
     };
 
     /// <summary>A refusal inside a nested value; the caller prefixes the source.</summary>
@@ -26,25 +29,54 @@ internal static class RecipeParser
 
     public static MergeRecipe Parse(string yaml, string source, Func<string, IMergeMethod> methods)
     {
+        var docs = Documents(yaml, source);
+        if (docs.Count != 1)
+            throw new InvalidDataException($"{source}: {docs.Count} YAML documents: a multi-stage recipe (mergekit-multi) is run with MergePlan.Load; a single merge is one mapping (merge_method, models, ...)");
+        return Guarded(source, () => ParseDocument(docs[0], source, methods, new HashSet<string>()));
+    }
+
+    /// <summary>Every document of a file (mergekit-multi: one merge per document, each with a <c>name:</c>).</summary>
+    public static IReadOnlyList<MergeRecipe> ParseStages(string yaml, string source, Func<string, IMergeMethod> methods)
+    {
+        var docs = Documents(yaml, source);
+        if (docs.Count == 1 && !docs[0].Children.ContainsKey(new YamlScalarNode("name")))
+            return [Guarded(source, () => ParseDocument(docs[0], source, methods, new HashSet<string>()))];
+        var names = new HashSet<string>(StringComparer.Ordinal);
+        for (int i = 0; i < docs.Count; i++)
+        {
+            string at = $"{source}: document {i + 1}: name";
+            if (!docs[i].Children.TryGetValue(new YamlScalarNode("name"), out var n) || n is not YamlScalarNode { Value: { Length: > 0 } name })
+                throw new InvalidDataException($"{at}: missing; every document of a multi-stage recipe names its merge");
+            if (!names.Add(name)) throw new InvalidDataException($"{at}: '{name}' is used twice");
+        }
+        return docs.Select((d, i) => Guarded(source, () => ParseDocument(d, $"{source} (document {i + 1})", methods, names))).ToList();
+    }
+
+    static MergeRecipe Guarded(string source, Func<MergeRecipe> parse)
+    {
+        try { return parse(); }
+        catch (FieldError e) { throw new InvalidDataException($"{source}: {e.Message}"); }
+    }
+
+    static List<YamlMappingNode> Documents(string yaml, string source)
+    {
         try
         {
-            return ParseChecked(yaml, source, methods);
+            // Size, depth and aliases are bounded before the tree is built (Inputs.YamlInput).
+            var stream = Inputs.YamlInput.Load(yaml, source);
+            if (stream.Documents.Count == 0) throw new InvalidDataException($"{source}: expected one YAML mapping (merge_method, models, ...)");
+            return stream.Documents.Select(d => d.RootNode as YamlMappingNode
+                ?? throw new InvalidDataException($"{source}: expected one YAML mapping (merge_method, models, ...)")).ToList();
         }
-        catch (FieldError e)
+        catch (YamlException e)
         {
-            throw new InvalidDataException($"{source}: {e.Message}");
+            throw new InvalidDataException($"{source}: not valid YAML at line {e.Start.Line}: {CliLine(e.Message)}");
         }
     }
 
-    static MergeRecipe ParseChecked(string yaml, string source, Func<string, IMergeMethod> methods)
+    static MergeRecipe ParseDocument(YamlMappingNode root, string source, Func<string, IMergeMethod> methods, IReadOnlySet<string> stages)
     {
         InvalidDataException Error(string field, string why) => new($"{source}: {field}: {why}");
-
-        // Size, depth and aliases are bounded before the tree is built (Inputs.YamlInput).
-        var stream = Inputs.YamlInput.Load(yaml, source);
-        var root = stream.Documents.Count == 1 && stream.Documents[0].RootNode is YamlMappingNode top
-            ? top
-            : throw new InvalidDataException($"{source}: expected one YAML mapping (merge_method, models, ...)");
 
         var fields = new Dictionary<string, YamlNode>(StringComparer.Ordinal);
         foreach (var (k, v) in root.Children)
@@ -64,44 +96,109 @@ internal static class RecipeParser
             throw Error("merge_method", msg);
         }
 
-        string? baseModel = fields.TryGetValue("base_model", out var bm) ? FullPath(Text(bm, "base_model")) : null;
-        if (baseModel is null && method.BaseModel == BaseModelUse.Required) throw Error("base_model", $"missing; required by {method.Name}");
-
-        if (!fields.TryGetValue("models", out var modelsNode)) throw Error("models", "missing");
-        if (modelsNode is not YamlSequenceNode { Children.Count: > 0 } modelSeq) throw Error("models", "expected a non-empty list of {model: PATH, parameters: {...}}");
-        var models = new List<RecipeModel>();
-        var seen = new Dictionary<string, int>(StringComparer.Ordinal);
-        for (int i = 0; i < modelSeq.Children.Count; i++)
+        string? baseModel = null, baseStage = null;
+        if (fields.TryGetValue("base_model", out var bm))
         {
-            string at = $"models[{i}]";
-            string path;
-            IReadOnlyDictionary<string, ParameterSetting> ps = new Dictionary<string, ParameterSetting>();
-            switch (modelSeq.Children[i])
+            string b = Text(bm, "base_model");
+            if (stages.Contains(b)) baseStage = b;
+            else baseModel = FullPath(b);
+        }
+
+        RecipeModel Model(string text, IReadOnlyDictionary<string, ParameterSetting> ps, int index)
+        {
+            var (model, lora) = SplitLora(text, stages);
+            return stages.Contains(model)
+                ? new RecipeModel("", ps, index) { Stage = model, Lora = lora }
+                : new RecipeModel(FullPath(model), ps, index) { Lora = lora };
+        }
+
+        var models = new List<RecipeModel>();
+        List<RecipeSlice>? slices = null;
+        if (fields.ContainsKey("models") && fields.ContainsKey("slices")) throw Error("slices", "give either models or slices, not both");
+        if (fields.TryGetValue("slices", out var slicesNode))
+        {
+            if (slicesNode is not YamlSequenceNode { Children.Count: > 0 } sliceSeq) throw Error("slices", "expected a non-empty list of {sources: [{model, layer_range}]}");
+            slices = [];
+            var distinct = new Dictionary<string, RecipeModel>(StringComparer.Ordinal);
+            for (int i = 0; i < sliceSeq.Children.Count; i++)
             {
-                case YamlScalarNode s:
-                    path = FullPath(Text(s, at));
-                    break;
-                case YamlMappingNode m:
-                    path = "";
-                    foreach (var (k, v) in m.Children)
+                string at = $"slices[{i}]";
+                if (sliceSeq.Children[i] is not YamlMappingNode sm) throw Error(at, "expected {sources: [...]}");
+                YamlSequenceNode? sources = null;
+                foreach (var (k, v) in sm.Children)
+                {
+                    string key = Key(k, at);
+                    if (key == "sources") sources = v as YamlSequenceNode ?? throw Error($"{at}.sources", "expected a list of {model, layer_range}");
+                    else throw Error($"{at}.{key}", "unknown field (expected sources)");
+                }
+                if (sources is not { Children.Count: > 0 }) throw Error($"{at}.sources", "missing");
+                var list = new List<SliceSource>();
+                for (int j = 0; j < sources.Children.Count; j++)
+                {
+                    string sat = $"{at}.sources[{j}]";
+                    if (sources.Children[j] is not YamlMappingNode src) throw Error(sat, "expected {model, layer_range, parameters}");
+                    string? modelText = null;
+                    int[]? range = null;
+                    IReadOnlyDictionary<string, ParameterSetting> ps = new Dictionary<string, ParameterSetting>();
+                    foreach (var (k, v) in src.Children)
                     {
-                        string key = Key(k, at);
-                        if (key == "model") path = FullPath(Text(v, $"{at}.model"));
-                        else if (key == "parameters") ps = Settings(v, $"{at}.parameters");
-                        else throw Error($"{at}.{key}", "unknown field (expected model, parameters)");
+                        string key = Key(k, sat);
+                        if (key == "model") modelText = Text(v, $"{sat}.model");
+                        else if (key == "layer_range")
+                        {
+                            if (v is not YamlSequenceNode { Children.Count: 2 } r || r.Children.Any(c => c is not YamlScalarNode { Value: { } x } || !int.TryParse(x, NumberStyles.Integer, CultureInfo.InvariantCulture, out _)))
+                                throw Error($"{sat}.layer_range", "expected [start, end] (two integers, end exclusive)");
+                            range = r.Children.Select(c => int.Parse(((YamlScalarNode)c).Value!, CultureInfo.InvariantCulture)).ToArray();
+                        }
+                        else if (key == "parameters") ps = Settings(v, $"{sat}.parameters");
+                        else throw Error($"{sat}.{key}", "unknown field (expected model, layer_range, parameters)");
                     }
-                    if (path == "") throw Error($"{at}.model", "missing");
-                    break;
-                default:
-                    throw Error(at, "expected {model: PATH, parameters: {...}}");
+                    if (modelText is null) throw Error($"{sat}.model", "missing");
+                    if (range is null) throw Error($"{sat}.layer_range", "missing");
+                    var m = Model(modelText, ps, i * 1000 + j);
+                    if (!distinct.ContainsKey(m.Reference)) distinct[m.Reference] = m with { Index = distinct.Count, Parameters = new Dictionary<string, ParameterSetting>() };
+                    list.Add(new SliceSource(m, range[0], range[1]));
+                }
+                slices.Add(new RecipeSlice(list));
             }
-            if (seen.TryGetValue(path, out int first)) throw Error($"{at}.model", $"'{path}' is listed twice (also models[{first}])");
-            seen[path] = i;
-            models.Add(new RecipeModel(path, ps, i));
+            models = distinct.Values.ToList();
+        }
+        else
+        {
+            if (!fields.TryGetValue("models", out var modelsNode)) throw Error("models", "missing");
+            if (modelsNode is not YamlSequenceNode { Children.Count: > 0 } modelSeq) throw Error("models", "expected a non-empty list of {model: PATH, parameters: {...}}");
+            var seen = new Dictionary<string, int>(StringComparer.Ordinal);
+            for (int i = 0; i < modelSeq.Children.Count; i++)
+            {
+                string at = $"models[{i}]";
+                RecipeModel m;
+                switch (modelSeq.Children[i])
+                {
+                    case YamlScalarNode s:
+                        m = Model(Text(s, at), new Dictionary<string, ParameterSetting>(), i);
+                        break;
+                    case YamlMappingNode map:
+                        string? text = null;
+                        IReadOnlyDictionary<string, ParameterSetting> ps = new Dictionary<string, ParameterSetting>();
+                        foreach (var (k, v) in map.Children)
+                        {
+                            string key = Key(k, at);
+                            if (key == "model") text = Text(v, $"{at}.model");
+                            else if (key == "parameters") ps = Settings(v, $"{at}.parameters");
+                            else throw Error($"{at}.{key}", "unknown field (expected model, parameters)");
+                        }
+                        m = Model(text ?? throw Error($"{at}.model", "missing"), ps, i);
+                        break;
+                    default:
+                        throw Error(at, "expected {model: PATH, parameters: {...}}");
+                }
+                if (seen.TryGetValue(m.Reference, out int first)) throw Error($"{at}.model", $"'{m.Reference}' is listed twice (also models[{first}])");
+                seen[m.Reference] = i;
+                models.Add(m);
+            }
         }
 
         var global = fields.TryGetValue("parameters", out var pn) ? Settings(pn, "parameters") : new Dictionary<string, ParameterSetting>();
-        Validate(method, baseModel, models, global, Error);
 
         ScalarType? dtype = fields.TryGetValue("dtype", out var dn) ? Dtype(Text(dn, "dtype"), "dtype", Error) : null;
         ScalarType? outDtype = fields.TryGetValue("out_dtype", out var on) ? Dtype(Text(on, "out_dtype"), "out_dtype", Error) : null;
@@ -111,7 +208,7 @@ internal static class RecipeParser
         if (fields.TryGetValue("random_seed", out var sn) && !long.TryParse(Text(sn, "random_seed"), NumberStyles.Integer, CultureInfo.InvariantCulture, out seed))
             throw Error("random_seed", $"expected an integer, got '{Text(sn, "random_seed")}'");
 
-        long shard = 5_000_000_000;
+        long shard = MergeRecipe.DefaultShardSize;
         if (fields.TryGetValue("out_shard_size", out var zn) && !ByteSize.TryParse(Text(zn, "out_shard_size"), out shard))
             throw Error("out_shard_size", $"expected a size such as 5B, 500M or 1000000, got '{Text(zn, "out_shard_size")}'");
 
@@ -129,12 +226,21 @@ internal static class RecipeParser
         }
 
         int? rank = null;
+        double? maxError = null;
         if (fields.TryGetValue("rank", out var rn))
         {
-            if (!int.TryParse(Text(rn, "rank"), NumberStyles.Integer, CultureInfo.InvariantCulture, out int r) || r <= 0)
-                throw Error("rank", $"expected a positive integer, got '{Text(rn, "rank")}'");
-            if (output is not (null or MergeOutput.Adapter)) throw Error("rank", "only used with output: adapter");
-            rank = r;
+            string r = Text(rn, "rank");
+            if (r == "auto") maxError = 0.01;
+            else if (!int.TryParse(r, NumberStyles.Integer, CultureInfo.InvariantCulture, out int k) || k <= 0)
+                throw Error("rank", $"expected a positive integer or auto, got '{r}'");
+            else rank = k;
+        }
+        if (fields.TryGetValue("max_error", out var me))
+        {
+            if (maxError is null) throw Error("max_error", "only with rank: auto");
+            if (!double.TryParse(Text(me, "max_error"), NumberStyles.Float, CultureInfo.InvariantCulture, out double e))
+                throw Error("max_error", $"expected a number, got '{Text(me, "max_error")}'");
+            maxError = e;
         }
 
         bool doubleScale = false;
@@ -149,29 +255,43 @@ internal static class RecipeParser
             if (output is not (null or MergeOutput.Adapter)) throw Error("peft_double_scale", "only used with output: adapter (PEFT's svd types)");
         }
 
-        if (fields.TryGetValue("tokenizer_source", out var tn) && Text(tn, "tokenizer_source") != "base")
-            throw Error("tokenizer_source", "only 'base' is supported (the base model's tokenizer files are copied)");
+        bool skip = false;
+        if (fields.TryGetValue("skip_undecomposable", out var su) && !bool.TryParse(Text(su, "skip_undecomposable"), out skip))
+            throw Error("skip_undecomposable", $"expected true or false, got '{Text(su, "skip_undecomposable")}'");
 
         return new MergeRecipe
         {
+            Name = fields.TryGetValue("name", out var nm) ? Text(nm, "name") : null,
             Method = method,
             BaseModel = baseModel,
+            BaseStage = baseStage,
             Models = models,
+            Slices = slices,
             Parameters = global,
             Dtype = dtype,
-            ComputeDtype = dtype == ScalarType.Float64 ? ScalarType.Float64 : ScalarType.Float32,
             OutDtype = outDtype,
             RandomSeed = seed,
             OutShardSize = shard,
             Output = output,
             Rank = rank,
+            MaxError = maxError,
             PeftDoubleScale = doubleScale,
+            SkipUndecomposable = skip,
+            TokenizerSource = fields.TryGetValue("tokenizer_source", out var tn) ? Text(tn, "tokenizer_source") : null,
+            ChatTemplate = fields.TryGetValue("chat_template", out var ct) ? Text(ct, "chat_template") : null,
             Source = source,
-            Yaml = yaml,
-        };
+        }.Checked();
 
         string Text(YamlNode node, string field) =>
             node is YamlScalarNode { Value: { } v } && !IsNull(node) ? v : throw Error(field, "expected a single value");
+    }
+
+    /// <summary>mergekit's <c>model+lora</c>: split at the last '+' unless the whole text is an existing folder (or a stage).</summary>
+    static (string Model, string? Lora) SplitLora(string text, IReadOnlySet<string> stages)
+    {
+        int plus = text.LastIndexOf('+');
+        if (plus <= 0 || plus == text.Length - 1 || stages.Contains(text) || Directory.Exists(text)) return (text, null);
+        return (text[..plus], FullPath(text[(plus + 1)..]));
     }
 
     static string CliLine(string message) => message.Split('\n')[0].Trim();
@@ -255,68 +375,5 @@ internal static class RecipeParser
         if (v is "false" or "False" or "FALSE") return false;
         if (double.TryParse(v, NumberStyles.Float, CultureInfo.InvariantCulture, out double d)) return Finite(d, v, at);
         return v;
-    }
-
-    /// <summary>Checks every parameter against the method's schema: names, scopes, kinds, required ones present.</summary>
-    static void Validate(IMergeMethod method, string? baseModel, List<RecipeModel> models, Dictionary<string, ParameterSetting> global,
-        Func<string, string, InvalidDataException> error)
-    {
-        var specs = method.Parameters.ToDictionary(p => p.Name, StringComparer.Ordinal);
-        string Known() => specs.Count == 0 ? "it takes none" : "known: " + string.Join(", ", specs.Keys);
-
-        foreach (var (name, setting) in global)
-        {
-            if (!specs.TryGetValue(name, out var spec)) throw error($"parameters.{name}", $"unknown parameter for {method.Name} ({Known()})");
-            CheckKind(spec, setting, $"parameters.{name}", error);
-        }
-        foreach (var m in models)
-        {
-            foreach (var (name, setting) in m.Parameters)
-            {
-                string at = $"models[{m.Index}].parameters.{name}";
-                if (!specs.TryGetValue(name, out var spec)) throw error(at, $"unknown parameter for {method.Name} ({Known()})");
-                if (spec.Scope == ParameterScope.Global) throw error(at, $"'{name}' is a global parameter of {method.Name}; set it under the top-level parameters");
-                CheckKind(spec, setting, at, error);
-            }
-        }
-        foreach (var spec in specs.Values.Where(s => s.Default is null))
-        {
-            if (spec.Scope == ParameterScope.Global)
-            {
-                if (!global.ContainsKey(spec.Name)) throw error($"parameters.{spec.Name}", $"missing; required by {method.Name}");
-                continue;
-            }
-            if (global.ContainsKey(spec.Name)) continue;
-            foreach (var m in models)
-            {
-                bool isBase = m.Path == baseModel && method.BaseModel != BaseModelUse.Unused;
-                if (!isBase && !m.Parameters.ContainsKey(spec.Name))
-                    throw error($"models[{m.Index}].parameters.{spec.Name}", $"missing; required by {method.Name} (set it here or under the top-level parameters)");
-            }
-        }
-    }
-
-    static void CheckKind(ParameterSpec spec, ParameterSetting setting, string at, Func<string, string, InvalidDataException> error)
-    {
-        foreach (var v in setting.Literals)
-        {
-            bool ok = spec.Kind switch
-            {
-                ParameterKind.Number => v is double,
-                ParameterKind.Bool => v is bool,
-                ParameterKind.Choice => v is string s && (spec.Choices is null || spec.Choices.Contains(s)),
-                _ => false,
-            };
-            if (!ok)
-            {
-                string expected = spec.Kind switch
-                {
-                    ParameterKind.Number => "a number",
-                    ParameterKind.Bool => "true or false",
-                    _ => "one of " + string.Join(", ", spec.Choices ?? []),
-                };
-                throw error(at, $"expected {expected}, got '{ParameterSetting.Literal(v)}'");
-            }
-        }
     }
 }
