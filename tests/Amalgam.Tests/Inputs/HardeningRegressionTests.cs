@@ -44,6 +44,22 @@ public class HardeningRegressionTests
             "recipe.yaml: parameters: line 4: a key is a mapping; keys must be plain names");
     }
 
+    /// <summary>The two crashes AFL++ found in its first 10 minutes on the YAML readers (YamlDotNet's ArgumentException).</summary>
+    [Theory]
+    [InlineData("name: Siny\nbase:exp|\ufffd  - name: \n  : tr")]
+    [InlineData("name: tiny\nbase: b\ntasks:\n  - {name: addexh,ame, expert: edd}\n  - : tiny\nbase: \ufffdase\nprompt_format: \"~ir: \"\ntasks:\n  - {name, expert: edd}\n  - name: pick")]
+    public void Yaml_crashes_found_by_fuzzing_are_refused_in_one_line(string yaml)
+    {
+        OneLine(Assert.Throws<InvalidDataException>(() => MergeRecipe.Parse(yaml, "recipe.yaml")), "recipe.yaml: not valid YAML (");
+        OneLine(Assert.Throws<InvalidDataException>(() => Suite.Parse(yaml)), "suite.yaml: not valid YAML (");
+    }
+
+    [Theory]
+    [InlineData("merge_method: ties\nbase_model: base\nmodels:\n  - model: |\n    podel:ters: {w\ufffdty oe}\ndtype: bf", "recipe.yaml: models[0].model: expected a path, got an empty value")]
+    [InlineData("merge_method: linear\nmodels: [\"a\\0b\"]\n", "recipe.yaml: models[0]: a path cannot contain a NUL character")]
+    public void Recipe_paths_that_are_empty_or_hold_a_nul_are_refused_naming_the_field(string yaml, string message) =>
+        Assert.Equal(message, Assert.Throws<InvalidDataException>(() => MergeRecipe.Parse(yaml, "recipe.yaml")).Message);
+
     [Theory]
     [InlineData("NaN")]
     [InlineData("Infinity")]

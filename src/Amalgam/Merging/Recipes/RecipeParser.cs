@@ -64,7 +64,7 @@ internal static class RecipeParser
             throw Error("merge_method", msg);
         }
 
-        string? baseModel = fields.TryGetValue("base_model", out var bm) ? FullPath(Text(bm, "base_model")) : null;
+        string? baseModel = fields.TryGetValue("base_model", out var bm) ? FullPath(Text(bm, "base_model"), "base_model") : null;
         if (baseModel is null && method.BaseModel == BaseModelUse.Required) throw Error("base_model", $"missing; required by {method.Name}");
 
         if (!fields.TryGetValue("models", out var modelsNode)) throw Error("models", "missing");
@@ -79,14 +79,14 @@ internal static class RecipeParser
             switch (modelSeq.Children[i])
             {
                 case YamlScalarNode s:
-                    path = FullPath(Text(s, at));
+                    path = FullPath(Text(s, at), at);
                     break;
                 case YamlMappingNode m:
                     path = "";
                     foreach (var (k, v) in m.Children)
                     {
                         string key = Key(k, at);
-                        if (key == "model") path = FullPath(Text(v, $"{at}.model"));
+                        if (key == "model") path = FullPath(Text(v, $"{at}.model"), $"{at}.model");
                         else if (key == "parameters") ps = Settings(v, $"{at}.parameters");
                         else throw Error($"{at}.{key}", "unknown field (expected model, parameters)");
                     }
@@ -185,7 +185,11 @@ internal static class RecipeParser
     static double Finite(double d, string v, string at) =>
         double.IsFinite(d) ? d : throw new FieldError($"{at}: {v} is not a finite number");
 
-    static string FullPath(string path) => Path.GetFullPath(path);
+    /// <summary>An empty path or one with a NUL would make Path.GetFullPath throw an unnamed ArgumentException (found by fuzzing).</summary>
+    static string FullPath(string path, string at) =>
+        string.IsNullOrWhiteSpace(path) ? throw new FieldError($"{at}: expected a path, got an empty value")
+        : path.Contains('\0') ? throw new FieldError($"{at}: a path cannot contain a NUL character")
+        : Path.GetFullPath(path);
 
     static bool IsNull(YamlNode node) => node is YamlScalarNode s && s.Style == YamlDotNet.Core.ScalarStyle.Plain && s.Value is "" or "~" or "null" or "Null" or "NULL";
 
