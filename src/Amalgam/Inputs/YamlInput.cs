@@ -39,6 +39,11 @@ public static class YamlInput
         {
             throw new InvalidDataException($"{source}: not valid YAML (line {e.Start.Line}: {FirstLine(e.Message)})");
         }
+        catch (ArgumentException e)
+        {
+            // YamlDotNet's tree builder meeting an event it does not expect (found by fuzzing: "base:exp|…  - name: \n  : tr").
+            throw new InvalidDataException($"{source}: not valid YAML (unsupported structure: {FirstLine(e.Message)})");
+        }
         catch (InvalidOperationException e)
         {
             // YamlDotNet's scanner throws this for some truncated documents (e.g. an unclosed "[" at the end).

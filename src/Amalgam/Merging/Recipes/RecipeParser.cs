@@ -305,7 +305,11 @@ internal static class RecipeParser
     static double Finite(double d, string v, string at) =>
         double.IsFinite(d) ? d : throw new FieldError($"{at}: {v} is not a finite number");
 
-    static string FullPath(string path) => Path.GetFullPath(path);
+    /// <summary>An empty path or one with a NUL would make Path.GetFullPath throw an unnamed ArgumentException (found by fuzzing).</summary>
+    static string FullPath(string path, string at = "model") =>
+        string.IsNullOrWhiteSpace(path) ? throw new FieldError($"{at}: expected a path, got an empty value")
+        : path.Contains('\0') ? throw new FieldError($"{at}: a path cannot contain a NUL character")
+        : Path.GetFullPath(path);
 
     static bool IsNull(YamlNode node) => node is YamlScalarNode s && s.Style == YamlDotNet.Core.ScalarStyle.Plain && s.Value is "" or "~" or "null" or "Null" or "NULL";
 
