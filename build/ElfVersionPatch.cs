@@ -240,7 +240,7 @@ namespace Amalgam.Build
                     var report = ElfVersionPatch.PatchFile(item.ItemSpec, "libstdc++.so.6", system);
                     if (report.Replacement != null)
                         Log.LogMessage(Microsoft.Build.Framework.MessageImportance.High,
-                            $"Amalgam: {item.ItemSpec}: {system} lacks {string.Join(", ", report.Missing)}; unused symbol(s) {string.Join(", ", report.PatchedSymbols)} unversioned");
+                            $"Amalgam (info, nothing to do): adapted {Path.GetFileName(item.ItemSpec)} in the output folder to this system's libstdc++: it asks for {string.Join(", ", report.Missing)} only through the unused symbol(s) {string.Join(", ", report.PatchedSymbols)} (see docs/formats.md)");
                 }
                 catch (Exception e) when (e is InvalidDataException || e is InvalidOperationException)
                 {

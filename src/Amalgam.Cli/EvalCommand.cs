@@ -5,6 +5,7 @@ using Amalgam.Evaluation;
 using Amalgam.Evaluation.Suites;
 using Amalgam.Experts;
 using Amalgam.Models;
+using Amalgam.Strategies.Saved;
 using Amalgam.Tokenizers;
 using Spectre.Console;
 
@@ -21,15 +22,27 @@ public static class EvalCommand
         var tasks = new Option<string?>("--tasks") { Description = "Comma-separated task names; default: all." };
         var split = new Option<string>("--split") { Description = "train, validation or test.", DefaultValueFactory = _ => Suite.Test };
         var limit = new Option<int?>("--limit") { Description = "Score only the first N examples of each task." };
+        var strategy = new Option<string?>("--strategy") { Description = "A saved strategy folder (amalgam study --export, or --save of route, fit, select, ensemble) to score instead of --model/--adapter." };
         var output = new Option<string?>("--out") { Description = "Write {\"scores\": {task: score}, ...} to this JSON file." };
         var command = new Command("eval", "Score a model on a suite: exact match after greedy decoding, or option accuracy.");
-        foreach (var o in new Option[] { suiteDir, model, adapters, tasks, split, limit, output }) command.Options.Add(o);
+        CliErrors.Positive(limit);
+        foreach (var o in new Option[] { suiteDir, model, adapters, tasks, split, limit, strategy, output }) command.Options.Add(o);
         command.SetAction(CliErrors.Guard(parse =>
         {
             var suite = Suite.Load(parse.GetValue(suiteDir)!);
             string splitName = parse.GetValue(split)!;
             if (!Suite.Splits.Contains(splitName)) throw new ArgumentException($"--split: '{splitName}' is not one of {string.Join(", ", Suite.Splits)}");
             var selected = parse.GetValue(tasks) is { } names ? names.Split(',', StringSplitOptions.TrimEntries).Select(suite.Task).ToList() : suite.Tasks.ToList();
+            if (parse.GetValue(strategy) is { } strategyDir)
+            {
+                if (parse.GetValue(model) is not null || (parse.GetValue(adapters) ?? []).Length > 0)
+                    throw new ArgumentException("--strategy: give either a strategy or --model/--adapter, not both");
+                using var saved = StrategyFolder.Load(strategyDir);
+                var clock = Stopwatch.StartNew();
+                var scored = selected.Select(t => SuiteEvaluator.Evaluate(saved.Predictor, saved.Pool.Tokenizer, suite, t, splitName, parse.GetValue(limit))).ToList();
+                Report(scored, splitName, clock.Elapsed.TotalSeconds, parse.GetValue(output), new { strategy = Path.GetFullPath(strategyDir), name = saved.Strategy.Name });
+                return 0;
+            }
             string modelDir = parse.GetValue(model) ?? suite.BasePath;
             var tokenizer = TokenizerLoader.Load(modelDir);
             using var m = CheckpointLoader.Load(modelDir);
@@ -44,28 +57,8 @@ public static class EvalCommand
                 }
                 var clock = Stopwatch.StartNew();
                 var results = selected.Select(t => SuiteEvaluator.Evaluate(m, tokenizer, suite, t, splitName, parse.GetValue(limit))).ToList();
-                double seconds = clock.Elapsed.TotalSeconds;
-
-                var table = new Table().AddColumns("task", "family", "held out", "metric", "examples", "score");
-                if (Console.IsOutputRedirected) AnsiConsole.Profile.Width = 160; // Spectre assumes 80 columns otherwise
-                foreach (var r in results)
-                    table.AddRow(Markup.Escape(r.Task), Markup.Escape(r.Family), r.HeldOut ? "yes" : "no", r.Metric, r.Count.ToString(), $"{100 * r.Score:F1} %");
-                table.Caption($"{splitName} split, {seconds:F1} s");
-                AnsiConsole.Write(table);
-                if (parse.GetValue(output) is { } file)
-                {
-                    var json = JsonSerializer.Serialize(new
-                    {
-                        scores = results.ToDictionary(r => r.Task, r => r.Score),
-                        counts = results.ToDictionary(r => r.Task, r => r.Count),
-                        split = splitName,
-                        model = Path.GetFullPath(modelDir),
-                        adapters = (parse.GetValue(adapters) ?? []).Select(Path.GetFullPath).ToArray(),
-                        seconds = Math.Round(seconds, 2),
-                        answers = results.ToDictionary(r => r.Task, r => r.Answers),
-                    }, new JsonSerializerOptions { WriteIndented = true });
-                    Tensors.AtomicFile.WriteAllText(file, json);
-                }
+                Report(results, splitName, clock.Elapsed.TotalSeconds, parse.GetValue(output),
+                    new { model = Path.GetFullPath(modelDir), adapters = (parse.GetValue(adapters) ?? []).Select(Path.GetFullPath).ToArray() });
             }
             finally
             {
@@ -74,5 +67,28 @@ public static class EvalCommand
             return 0;
         }));
         return command;
+    }
+
+    static void Report(IReadOnlyList<TaskEvaluation> results, string splitName, double seconds, string? file, object what)
+    {
+                var table = new Table().AddColumns("task", "family", "held out", "metric", "examples", "score");
+                if (Console.IsOutputRedirected) AnsiConsole.Profile.Width = 160; // Spectre assumes 80 columns otherwise
+                foreach (var r in results)
+                    table.AddRow(Markup.Escape(r.Task), Markup.Escape(r.Family), r.HeldOut ? "yes" : "no", r.Metric, r.Count.ToString(), $"{100 * r.Score:F1} %");
+                table.Caption($"{splitName} split, {seconds:F1} s");
+                AnsiConsole.Write(table);
+                if (file is not null)
+                {
+                    var json = JsonSerializer.SerializeToNode(new
+                    {
+                        scores = results.ToDictionary(r => r.Task, r => r.Score),
+                        counts = results.ToDictionary(r => r.Task, r => r.Count),
+                        split = splitName,
+                    })!.AsObject();
+                    foreach (var (k, v) in JsonSerializer.SerializeToNode(what)!.AsObject()) json[k] = v?.DeepClone();
+                    json["seconds"] = Math.Round(seconds, 2);
+                    json["answers"] = JsonSerializer.SerializeToNode(results.ToDictionary(r => r.Task, r => r.Answers));
+                    Tensors.AtomicFile.WriteAllText(file, json.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
+                }
     }
 }

@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Text.Json;
 using Amalgam.Models;
+using Amalgam.Strategies.Saved;
 using Amalgam.Tokenizers;
 
 namespace Amalgam.Cli;
@@ -13,30 +14,38 @@ public static class GenerateCommand
         var models = new ModelOptions();
         var prompt = new Option<string>("--prompt") { Description = "Text to continue.", Required = true };
         var maxNew = new Option<int>("--max-new-tokens") { Description = "Most tokens to generate (stops earlier at end of sequence).", DefaultValueFactory = _ => 32 };
+        var strategy = new Option<string?>("--strategy") { Description = "Answer with a saved strategy folder (amalgam study --export) instead of --model/--adapter." };
         var json = new Option<bool>("--json") { Description = "Print {\"prompt_ids\", \"ids\", \"text\"} instead of the text." };
         var command = new Command("generate", "Greedy decoding from a prompt (KV cache; stops at the end-of-sequence token).");
         models.AddTo(command);
         command.Options.Add(prompt);
         command.Options.Add(maxNew);
+        command.Options.Add(strategy);
         command.Options.Add(json);
         command.SetAction(CliErrors.Guard(parse =>
         {
             int max = parse.GetValue(maxNew);
             if (max < 0) throw new ArgumentException($"--max-new-tokens: must be 0 or more, got {max}");
-            var tokenizer = TokenizerLoader.Load(parse.GetValue(models.Model)!);
+            if (parse.GetValue(strategy) is { } strategyDir)
+            {
+                if (parse.GetValue(models.Model) is not null || (parse.GetValue(models.Adapter) ?? []).Length > 0)
+                    throw new ArgumentException("--strategy: give either a strategy or --model/--adapter, not both");
+                using var loaded = StrategyFolder.Load(strategyDir);
+                var pool = loaded.Pool;
+                var ids = Encode(pool.Tokenizer, parse.GetValue(prompt)!);
+                var answer = loaded.Predictor.Generate([ids], max, GenerationDefaults.StopTokens(pool.Tokenizer, pool.Model.Config), pool.PadId)[0];
+                Print(parse.GetValue(json), ids, answer, pool.Tokenizer);
+                return 0;
+            }
+            var tokenizer = TokenizerLoader.Load(models.ModelDir(parse));
             var (model, adapters) = models.Load(parse);
             using var _ = model;
             try
             {
-                var promptIds = tokenizer.Encode(parse.GetValue(prompt)!, addBos: true).Select(i => (long)i).ToList();
-                if (promptIds.Count == 0) throw new ArgumentException("--prompt: encodes to no tokens");
+                var promptIds = Encode(tokenizer, parse.GetValue(prompt)!);
                 var ids = GreedyDecoder.Generate(model, [promptIds], max, GenerationDefaults.StopTokens(tokenizer, model.Config),
                     GenerationDefaults.PadId(tokenizer, model.Config))[0];
-                string text = tokenizer.Decode(ids.Select(i => (int)i));
-                if (parse.GetValue(json))
-                    Console.WriteLine(JsonSerializer.Serialize(new { prompt_ids = promptIds, ids, text }));
-                else
-                    Console.WriteLine(text);
+                Print(parse.GetValue(json), promptIds, ids, tokenizer);
             }
             finally
             {
@@ -45,5 +54,17 @@ public static class GenerateCommand
             return 0;
         }));
         return command;
+    }
+
+    static List<long> Encode(ITextTokenizer tokenizer, string prompt)
+    {
+        var ids = tokenizer.Encode(prompt, addBos: true).Select(i => (long)i).ToList();
+        return ids.Count > 0 ? ids : throw new ArgumentException("--prompt: encodes to no tokens");
+    }
+
+    static void Print(bool json, IReadOnlyList<long> promptIds, IReadOnlyList<long> ids, ITextTokenizer tokenizer)
+    {
+        string text = tokenizer.Decode(ids.Select(i => (int)i));
+        Console.WriteLine(json ? JsonSerializer.Serialize(new { prompt_ids = promptIds, ids, text }) : text);
     }
 }

@@ -24,12 +24,13 @@ public static class MergeCommand
         var outDtype = new Option<string>("--out-dtype") { Description = "Flags form: output dtype." };
         var output = new Option<string>("--output") { Description = "Flags form: model, adapter, cat or factor_linear." };
         var rank = new Option<int?>("--rank") { Description = "Flags form: rank of an adapter output." };
+        var doubleScale = new Option<bool>("--peft-double-scale") { Description = "Flags form: reproduce PEFT's svd types, which apply each LoRA scale twice (output: adapter)." };
         var seed = new Option<long?>("--random-seed") { Description = "Seed for randomised methods (overrides the recipe's random_seed)." };
         var shard = new Option<string>("--out-shard-size") { Description = "Largest output shard, e.g. 5B, 500M or a byte count (overrides the recipe)." };
 
         var command = new Command("merge", "Merge models or LoRA experts that share one base, from a mergekit-style recipe or flags.");
         command.Arguments.Add(paths);
-        foreach (var o in new Option[] { method, baseModel, models, sets, dtype, outDtype, output, rank, seed, shard }) command.Options.Add(o);
+        foreach (var o in new Option[] { method, baseModel, models, sets, dtype, outDtype, output, rank, doubleScale, seed, shard }) command.Options.Add(o);
         command.SetAction(CliErrors.Guard(parse =>
         {
             var args = parse.GetValue(paths)!;
@@ -49,6 +50,7 @@ public static class MergeCommand
                     OutDtype = parse.GetValue(outDtype),
                     Output = parse.GetValue(output),
                     Rank = parse.GetValue(rank),
+                    PeftDoubleScale = parse.GetValue(doubleScale),
                 };
                 recipe = MergeRecipe.Parse(flags.ToYaml(), "command line");
             }
@@ -57,7 +59,8 @@ public static class MergeCommand
                 if (args.Length != 2) throw new ArgumentException("merge: expected RECIPE.yaml OUTDIR (or --method ... OUTDIR)");
                 foreach (var (name, given) in new (string, bool)[] { ("--base", parse.GetValue(baseModel) is not null), ("--model", parse.GetValue(models) is { Length: > 0 }),
                              ("--set", parse.GetValue(sets) is { Length: > 0 }), ("--dtype", parse.GetValue(dtype) is not null), ("--out-dtype", parse.GetValue(outDtype) is not null),
-                             ("--output", parse.GetValue(output) is not null), ("--rank", parse.GetValue(rank) is not null) })
+                             ("--output", parse.GetValue(output) is not null), ("--rank", parse.GetValue(rank) is not null),
+                             ("--peft-double-scale", parse.GetValue(doubleScale)) })
                     if (given) throw new ArgumentException($"{name}: only with --method (the flags form); with a recipe file, set it in the recipe");
                 if (!File.Exists(args[0])) throw new FileNotFoundException($"{args[0]}: no such recipe file");
                 recipe = MergeRecipe.Load(args[0]);

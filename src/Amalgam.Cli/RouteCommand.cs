@@ -34,11 +34,12 @@ public static class RouteCommand
                 if (!Routers.Contains(name)) throw new ArgumentException($"--router: '{name}' is not one of {string.Join(", ", Routers)}");
                 if (name is "twin" or "twin-groupwise")
                 {
-                    entries.Add(new(name, StrategyFamily.Route, c => RoutingStrategies.Twin(c, name == "twin-groupwise")));
+                    entries.Add(new(name == "twin" ? "twin-merging" : "twin-merging-groupwise", StrategyFamily.Route, c => RoutingStrategies.Twin(c, name == "twin-groupwise")));
                     continue;
                 }
                 foreach (var k in ks)
-                    entries.Add(new($"{name}-top{k}", StrategyFamily.Route, name switch
+                    // Entry names are the strategies' own names (as in results.json); k is capped at K when the suite loads.
+                    entries.Add(new($"route-{name}-top{k}{(k == 1 || name == "arrow" ? "" : agg == RouteAggregation.Parameters ? "-params" : "-outputs")}", StrategyFamily.Route, name switch
                     {
                         "learned" => c => RoutingStrategies.Learned(c, Math.Min(k, c.Suite.Count), agg),
                         "centroid" => c => RoutingStrategies.Centroid(c, Math.Min(k, c.Suite.Count), agg),
@@ -48,6 +49,7 @@ public static class RouteCommand
             if (parse.GetValue(save) is { } dir)
             {
                 // The same routers the run trains (same data, seed and settings), saved for reuse.
+                Tensors.OutputGuard.Check(dir, [parse.GetValue(run.Suite)]);
                 using var suite = ExpertSuite.Load(parse.GetValue(run.Suite)!);
                 using var context = new StrategyContext(suite, parse.GetValue(run.Quick) ? StrategyOptions.Quick with { Seed = parse.GetValue(run.Seed) } : new StrategyOptions(Seed: parse.GetValue(run.Seed)));
                 context.Learned.Save(Path.Combine(dir, "learned"));

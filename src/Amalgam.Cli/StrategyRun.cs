@@ -16,10 +16,12 @@ public sealed class StrategyRun(string verb)
     public Option<int> Seed { get; } = new("--seed") { Description = "Seed of routers, k-means, DARE and searches.", DefaultValueFactory = _ => 0 };
     public Option<int?> Limit { get; } = new("--limit") { Description = "Score only the first N test examples of each task (default: all)." };
     public Option<bool> Quick { get; } = new("--quick") { Description = "Little fitting data and 6 test examples per task (a smoke run)." };
+    public Option<string?> Save { get; } = new("--save") { Description = "Save each strategy as a strategy folder DIR/<name> (run it with eval/generate --strategy)." };
 
     public void AddTo(Command command)
     {
-        foreach (var o in new Option[] { Suite, Out, Seed, Limit, Quick }) command.Options.Add(o);
+        CliErrors.Positive(Limit);
+        foreach (var o in new Option[] { Suite, Out, Seed, Limit, Quick, Save }) command.Options.Add(o);
     }
 
     /// <summary>Runs the entries, prints the table, writes the JSON; returns the results.</summary>
@@ -31,6 +33,7 @@ public sealed class StrategyRun(string verb)
             ? StudyOptions.Quick(suite, null, seed) with { Entries = entries }
             : new StudyOptions(suite, Fitting: new StrategyOptions(Seed: seed), Entries: entries);
         if (parse.GetValue(Limit) is int n) options = options with { TestLimit = n };
+        options = options with { ExportDir = parse.GetValue(Save) };
         var results = StudyRunner.Run(options, ProgressDisplay.TimedLines());
         StudyResultsFile.Save(results, parse.GetValue(Out)!);
         Print(results);

@@ -22,8 +22,9 @@ public static class StudyCommand
         var seed = new Option<int>("--seed") { Description = "Seed of routers, k-means and DARE.", DefaultValueFactory = _ => 0 };
         var quick = new Option<bool>("--quick") { Description = "A fast smoke run: 6 test examples per task and little fitting data (every strategy still runs)." };
         var limit = new Option<int>("--limit") { Description = "Score the first N test examples of each task; 0 = all (the default keeps the bundled study within 5 minutes on 2 cores).", DefaultValueFactory = _ => DefaultLimit };
+        var export = new Option<string?>("--export") { Description = "Save every deployable strategy as a strategy folder under DIR (DIR/<name>, and DIR/recommended/<budget> for each budget's pick), to run with eval/generate --strategy." };
         var command = new Command("study", "Compare ensembling, merging, routing and expert selection on a suite: scores, costs, Pareto frontier, recommendation.");
-        foreach (var o in new Option[] { suiteDir, outDir, strategies, seed, quick, limit }) command.Options.Add(o);
+        foreach (var o in new Option[] { suiteDir, outDir, strategies, seed, quick, limit, export }) command.Options.Add(o);
         command.SetAction(CliErrors.Guard(parse =>
         {
             var names = (parse.GetValue(strategies) ?? []).SelectMany(s => s.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries)).ToList();
@@ -33,18 +34,20 @@ public static class StudyCommand
             var options = parse.GetValue(quick)
                 ? StudyOptions.Quick(suite, names, s)
                 : new StudyOptions(suite, names, Fitting: new StrategyOptions(Seed: s));
+            Tensors.OutputGuard.Check(output, [suite]); // before minutes of work, not after
             int n = parse.GetValue(limit);
             if (n < 0) throw new ArgumentException($"--limit: must be ≥ 0 (0 = all), got {n}");
             if (!parse.GetValue(quick)) options = options with { TestLimit = n == 0 ? null : n };
+            options = options with { ExportDir = parse.GetValue(export) };
             var results = StudyRunner.Run(options, ProgressDisplay.TimedLines());
             StudyOutputs.Write(results, output);
-            PrintSummary(results, output);
+            PrintSummary(results, output, options.ExportDir);
             return 0;
         }));
         return command;
     }
 
-    static void PrintSummary(StudyResults results, string output)
+    static void PrintSummary(StudyResults results, string output, string? exportDir)
     {
         if (Console.IsOutputRedirected) AnsiConsole.Profile.Width = 160;
         var frontier = ParetoFrontier.Compute(results).Select(p => p.Name).ToHashSet();
@@ -57,5 +60,6 @@ public static class StudyCommand
         foreach (var pick in Recommendation.Compute(results))
             Console.WriteLine($"{pick.Budget.Name}: {pick.Best?.Name ?? "(none)"}");
         Console.WriteLine($"report: {Path.Combine(output, ReportWriter.FileName)}");
+        if (exportDir is not null) Console.WriteLine($"strategies: {exportDir} (run one with: amalgam eval --strategy {Path.Combine(exportDir, "<name>")} --suite ...)");
     }
 }

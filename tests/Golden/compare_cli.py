@@ -1,14 +1,14 @@
 """Measures how far `amalgam logits --all-positions` is from the float64 goldens, for every case and sequence.
 
 Run from the repo root after `dotnet build src/Amalgam.Cli -c Release`:
-    /usr/bin/python3 tests/Golden/compare_cli.py
+    /usr/bin/python3 tests/Golden/compare_cli.py [GOLDENS]   # goldens.json (default) or peft_goldens.json
 """
-import json, subprocess, sys
+import json, os, subprocess, sys
 
-CLI = ["dotnet", "src/Amalgam.Cli/bin/Release/net10.0/Amalgam.Cli.dll"]
+CLI = ["dotnet", os.environ.get("AMALGAM_CLI_DLL", "src/Amalgam.Cli/bin/Release/net10.0/Amalgam.Cli.dll")]
 DATA = "tests/Golden/data/"
 worst = 0.0
-for case in json.load(open(DATA + "goldens.json")):
+for case in json.load(open(DATA + (sys.argv[1] if len(sys.argv) > 1 else "goldens.json"))):
     diffs = []
     for seq, ref in zip(case["sequences"], case["logits"]):
         args = CLI + ["logits", "--all-positions", "--model", DATA + case["model"], "--ids", ",".join(map(str, seq))]

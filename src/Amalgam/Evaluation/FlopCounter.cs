@@ -18,7 +18,7 @@ public static class FlopCounter
 
     /// <summary>
     /// (in, out) features of a linear module, from the last part of its name: q/k/v/o_proj, gate/up/down_proj,
-    /// lm_head. Works for full names (<c>model.layers.3.mlp.down_proj</c>) and bare ones (<c>down_proj</c>).
+    /// Phi-3's fused qkv_proj and gate_up_proj, lm_head. Works for full names (<c>model.layers.3.mlp.down_proj</c>) and bare ones (<c>down_proj</c>).
     /// </summary>
     public static (long In, long Out) ModuleShape(DecoderConfig config, string module)
     {
@@ -30,9 +30,11 @@ public static class FlopCounter
             "k_proj" or "v_proj" => (h, kv),
             "o_proj" => (q, h),
             "gate_proj" or "up_proj" => (h, ff),
+            "qkv_proj" => (h, q + 2 * kv),
+            "gate_up_proj" => (h, 2 * ff),
             "down_proj" => (ff, h),
             "lm_head" => (h, config.VocabSize),
-            _ => throw new ArgumentException($"module '{module}': not a linear module of a Llama-family decoder (q/k/v/o_proj, gate/up/down_proj, lm_head)", nameof(module)),
+            _ => throw new ArgumentException($"module '{module}': not a linear module of a Llama-family decoder (q/k/v/o_proj, qkv_proj, gate/up/down_proj, gate_up_proj, lm_head)", nameof(module)),
         };
     }
 

@@ -1,7 +1,6 @@
 using Amalgam.Models;
 using Amalgam.Tokenizers;
 using Amalgam.Predictors;
-using Amalgam.Training;
 
 namespace Amalgam.Evaluation;
 

@@ -18,7 +18,12 @@ public sealed class ExpertLibrary : IDisposable
         if (experts.Count == 0) throw new ArgumentException("an expert library needs at least one expert");
         this.model = model;
         Names = experts.Select(e => e.Name).ToList();
-        foreach (var e in experts) e.Validate(model);
+        foreach (var e in experts)
+        {
+            e.Validate(model);
+            // A DoRA update rescales W's rows (not a factored Σ wₖ·sₖ·Bₖ·Aₖ); a saved module is a whole copy.
+            e.RequirePlainLora("in an expert library (per-row factored mixing)");
+        }
         foreach (var (module, layer) in model.Linears)
         {
             var deltas = experts.Select(e => e.Deltas.GetValueOrDefault(module)).ToList();

@@ -4,14 +4,16 @@ using static TorchSharp.torch;
 namespace Amalgam.Models;
 
 /// <summary>
-/// A Llama-family decoder (LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM) whose module names are the
-/// checkpoint's keys, so weights load one to one. Build it with <see cref="CheckpointLoader"/>.
+/// A decoder of the Llama, Mistral, Qwen2/3, Gemma 2/3 and Phi-3 families (configured by <see cref="DecoderConfig"/>,
+/// one code path) whose module names are the checkpoint's keys, so weights load one to one. Build it with
+/// <see cref="CheckpointLoader"/>.
 /// </summary>
 public sealed class CausalLM : nn.Module<DecoderInput, DecoderOutput>
 {
     private readonly DecoderStack model;
     private readonly AdaptableLinear? lm_head;
     private readonly RotaryEmbedding rope;
+    private readonly RotaryEmbedding? localRope;
 
     public CausalLM(DecoderConfig config, ScalarType dtype) : base(config.Architecture)
     {
@@ -19,7 +21,8 @@ public sealed class CausalLM : nn.Module<DecoderInput, DecoderOutput>
         Dtype = dtype;
         model = new DecoderStack(nameof(model), config, dtype);
         if (!config.TieWordEmbeddings) lm_head = new AdaptableLinear(nameof(lm_head), config.HiddenSize, config.VocabSize, false, dtype);
-        rope = new RotaryEmbedding(config.HeadDim, config.RopeTheta);
+        rope = new RotaryEmbedding(config.RotaryDim, config.RopeTheta, config.Scaling, config.MaxPositionEmbeddings);
+        if (config.HasLocalRope) localRope = new RotaryEmbedding(config.RotaryDim, config.LocalRopeTheta, maxPositions: config.MaxPositionEmbeddings);
         RegisterComponents();
         var linears = new SortedDictionary<string, AdaptableLinear>(StringComparer.Ordinal);
         foreach (var (name, module) in named_modules())
@@ -45,6 +48,7 @@ public sealed class CausalLM : nn.Module<DecoderInput, DecoderOutput>
         using var scope = NewDisposeScope();
         var hidden = HiddenStates(input);
         var logits = lm_head is null ? nn.functional.linear(hidden, model.Embeddings.Weight) : lm_head.call(hidden, null);
+        if (Config.FinalSoftcap is double cap) logits = (logits / cap).tanh() * cap;
         return new DecoderOutput(logits.to(Precision.Reduction).MoveToOuterDisposeScope());
     }
 
@@ -61,21 +65,35 @@ public sealed class CausalLM : nn.Module<DecoderInput, DecoderOutput>
         var stepMask = input.AttentionMask?.to(ScalarType.Int64) ?? ones(b, t, ScalarType.Int64);
         var mask = input.Cache?.AppendMask(stepMask) ?? stepMask;
         long all = mask.shape[1], past = all - t;
-        Config.CheckSequenceLength((int)all);
+        Config.CheckSequenceLength((int)Math.Min(all, int.MaxValue));
 
         // Real tokens are numbered 0, 1, ... whatever the padding side; padding positions are clamped to 0.
         var positions = (mask.cumsum(1) - 1).clamp_min(0).narrow(1, past, t);
         var causal = arange(all).unsqueeze(0) <= (arange(t) + past).unsqueeze(1);              // [new, all]
         var allowed = causal.unsqueeze(0).logical_and(mask.unsqueeze(1).to(ScalarType.Bool));  // [b, new, all]
-        var additive = zeros(allowed.shape, Precision.Reduction).masked_fill(allowed.logical_not(), MaskedOut).unsqueeze(1);
         var (cos, sin) = rope.Angles(positions, Dtype);
+        var context = new ForwardContext(cos, sin, Additive(allowed), input.Cache, input.Mixing);
+        if (Config.EffectiveSlidingWindow is int window)
+        {
+            // A query at index i sees keys at indices > i − window (indices count padding, as transformers' do).
+            var near = arange(all).unsqueeze(0) > (arange(t) + past - window).unsqueeze(1);     // [new, all]
+            context = context with { SlidingMask = Additive(allowed.logical_and(near.unsqueeze(0))) };
+        }
+        if (localRope is not null)
+        {
+            var (localCos, localSin) = localRope.Angles(positions, Dtype);
+            context = context with { LocalCos = localCos, LocalSin = localSin };
+        }
 
         if (input.Mixing is not null && !Linears.Values.Any(l => l.Mixture is not null))
             throw new InvalidOperationException("DecoderInput.Mixing is set but no expert library is installed");
-        var hidden = model.call(ids, new ForwardContext(cos, sin, additive, input.Cache, input.Mixing));
+        var hidden = model.call(ids, context);
         if (input.LastPositionOnly) hidden = hidden.narrow(1, t - 1, 1);
         return hidden.MoveToOuterDisposeScope();
     }
+
+    static Tensor Additive(Tensor allowed) =>
+        zeros(allowed.shape, Precision.Reduction).masked_fill(allowed.logical_not(), MaskedOut).unsqueeze(1);
 
     /// <summary>Inference convenience: float32 logits of every position for one unpadded sequence.</summary>
     public Tensor Logits(IReadOnlyList<long> ids)

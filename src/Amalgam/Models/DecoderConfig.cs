@@ -4,16 +4,21 @@ using System.Text.Json.Serialization;
 namespace Amalgam.Models;
 
 /// <summary>
-/// A Hugging Face decoder's <c>config.json</c> (Llama, Mistral and Qwen2 families), mirrored field by field and
-/// validated once at load: anything this decoder cannot run exactly is refused, naming the field.
+/// A Hugging Face decoder's <c>config.json</c> (Llama, Mistral, Qwen2, Qwen3, Gemma 2, Gemma 3 text and Phi-3
+/// families), mirrored field by field and validated once at load: anything this decoder cannot run exactly is
+/// refused, naming the field. What each family does differently is derived in DecoderConfig.Families.cs.
 /// </summary>
-public sealed class DecoderConfig
+public sealed partial class DecoderConfig
 {
     public static readonly IReadOnlyDictionary<string, string> SupportedArchitectures = new Dictionary<string, string>
     {
         ["LlamaForCausalLM"] = "llama",
         ["MistralForCausalLM"] = "mistral",
         ["Qwen2ForCausalLM"] = "qwen2",
+        ["Qwen3ForCausalLM"] = "qwen3",
+        ["Gemma2ForCausalLM"] = "gemma2",
+        ["Gemma3ForCausalLM"] = "gemma3_text",
+        ["Phi3ForCausalLM"] = "phi3",
     };
 
     [JsonPropertyName("architectures")] public List<string>? Architectures { get; set; }
@@ -25,16 +30,30 @@ public sealed class DecoderConfig
     [JsonPropertyName("num_attention_heads")] public int NumAttentionHeads { get; set; }
     [JsonPropertyName("num_key_value_heads")] public int? NumKeyValueHeads { get; set; }
     [JsonPropertyName("head_dim")] public int? HeadDimField { get; set; }
-    [JsonPropertyName("hidden_act")] public string HiddenAct { get; set; } = "silu";
+    [JsonPropertyName("hidden_act")] public string? HiddenAct { get; set; }
+    [JsonPropertyName("hidden_activation")] public string? HiddenActivation { get; set; }
     [JsonPropertyName("max_position_embeddings")] public int MaxPositionEmbeddings { get; set; } = 2048;
     [JsonPropertyName("rms_norm_eps")] public double RmsNormEps { get; set; } = 1e-6;
     [JsonPropertyName("rope_theta")] public double RopeTheta { get; set; } = 10000.0;
     [JsonPropertyName("rope_scaling")] public JsonElement? RopeScaling { get; set; }
-    [JsonPropertyName("tie_word_embeddings")] public bool TieWordEmbeddings { get; set; }
+    [JsonPropertyName("rope_local_base_freq")] public double? RopeLocalBaseFreq { get; set; }
+    [JsonPropertyName("partial_rotary_factor")] public double? PartialRotaryFactor { get; set; }
+    [JsonPropertyName("original_max_position_embeddings")] public int? OriginalMaxPositionEmbeddings { get; set; }
+
+    /// <summary>Absent means the config class's default: tied for Gemma (whose save_pretrained omits it), untied otherwise.</summary>
+    [JsonPropertyName("tie_word_embeddings")]
+    public bool TieWordEmbeddings { get => tieWordEmbeddings ?? IsGemma; set => tieWordEmbeddings = value; }
+    private bool? tieWordEmbeddings;
     [JsonPropertyName("attention_bias")] public bool AttentionBias { get; set; }
     [JsonPropertyName("mlp_bias")] public bool MlpBias { get; set; }
     [JsonPropertyName("sliding_window")] public int? SlidingWindow { get; set; }
     [JsonPropertyName("use_sliding_window")] public bool? UseSlidingWindow { get; set; }
+    [JsonPropertyName("max_window_layers")] public int? MaxWindowLayers { get; set; }
+    [JsonPropertyName("sliding_window_pattern")] public int? SlidingWindowPattern { get; set; }
+    [JsonPropertyName("layer_types")] public List<string>? LayerTypes { get; set; }
+    [JsonPropertyName("query_pre_attn_scalar")] public double? QueryPreAttnScalar { get; set; }
+    [JsonPropertyName("attn_logit_softcapping")] public JsonElement? AttnLogitSoftcapping { get; set; }
+    [JsonPropertyName("final_logit_softcapping")] public JsonElement? FinalLogitSoftcapping { get; set; }
     [JsonPropertyName("bos_token_id")] public JsonElement? BosTokenId { get; set; }
     [JsonPropertyName("eos_token_id")] public JsonElement? EosTokenId { get; set; }
     [JsonPropertyName("pad_token_id")] public JsonElement? PadTokenId { get; set; }
@@ -46,24 +65,7 @@ public sealed class DecoderConfig
     /// <summary>The supported architecture named in <c>architectures</c>.</summary>
     [JsonIgnore] public string Architecture => Architectures!.First(SupportedArchitectures.ContainsKey);
 
-    [JsonIgnore] public int HeadDim => HeadDimField ?? HiddenSize / NumAttentionHeads;
     [JsonIgnore] public int KeyValueHeads => NumKeyValueHeads ?? NumAttentionHeads;
-
-    /// <summary>Qwen2 always has q/k/v biases (and none on o_proj); Llama and Mistral follow <c>attention_bias</c>.</summary>
-    [JsonIgnore] public bool QkvBias => Architecture == "Qwen2ForCausalLM" || AttentionBias;
-    [JsonIgnore] public bool OutputBias => Architecture != "Qwen2ForCausalLM" && AttentionBias;
-
-    /// <summary>
-    /// The attention window in tokens, or null when attention is global. Mistral uses <c>sliding_window</c>
-    /// whenever it is set; Qwen2 only with <c>use_sliding_window</c>.
-    /// </summary>
-    [JsonIgnore]
-    public int? EffectiveSlidingWindow => Architecture switch
-    {
-        "MistralForCausalLM" => SlidingWindow,
-        "Qwen2ForCausalLM" => UseSlidingWindow == true ? SlidingWindow : null,
-        _ => null,
-    };
 
     [JsonIgnore] public IReadOnlyList<int> EosTokenIds => Ids(EosTokenId);
     [JsonIgnore] public int? BosId => Ids(BosTokenId).Cast<int?>().FirstOrDefault();
@@ -99,35 +101,62 @@ public sealed class DecoderConfig
         if (ModelType is not null && ModelType != SupportedArchitectures[Architecture])
             throw Error("model_type", $"'{ModelType}' does not match architecture {Architecture} (expected '{SupportedArchitectures[Architecture]}')");
         foreach (var (field, value) in new[] { ("vocab_size", VocabSize), ("hidden_size", HiddenSize), ("intermediate_size", IntermediateSize),
-                     ("num_hidden_layers", NumHiddenLayers), ("num_attention_heads", NumAttentionHeads), ("num_key_value_heads", KeyValueHeads), ("head_dim", HeadDim) })
+                     ("num_hidden_layers", NumHiddenLayers), ("num_attention_heads", NumAttentionHeads), ("num_key_value_heads", KeyValueHeads),
+                     ("max_position_embeddings", MaxPositionEmbeddings) })
             if (value <= 0) throw Error(field, $"must be a positive integer, got {value}");
-        if (HeadDimField is null && HiddenSize % NumAttentionHeads != 0)
+        if (HeadDim <= 0) throw Error("head_dim", $"must be a positive integer, got {HeadDim}"); // after the heads: it may be hidden_size / heads
+        foreach (var (field, id) in new[] { ("bos_token_id", BosTokenId), ("eos_token_id", EosTokenId), ("pad_token_id", PadTokenId) })
+            if (id is { ValueKind: not JsonValueKind.Null } e && !(e.ValueKind == JsonValueKind.Number ? e.TryGetInt32(out _)
+                    : e.ValueKind == JsonValueKind.Array && e.EnumerateArray().All(x => x.ValueKind == JsonValueKind.Number && x.TryGetInt32(out _))))
+                throw Error(field, $"expected an integer token id or a list of them, got {(e.GetRawText() is var raw && raw.Length > 40 ? raw[..40] + "…" : raw)}");
+        CheckSizes();
+        if (HeadDimField is null && !IsGemma && Arch != "Qwen3ForCausalLM" && HiddenSize % NumAttentionHeads != 0)
             throw Error("num_attention_heads", $"hidden_size {HiddenSize} is not divisible by {NumAttentionHeads} heads and no head_dim is given");
         if (HeadDim % 2 != 0) throw Error("head_dim", $"rotary embeddings need an even head dimension, got {HeadDim}");
         if (NumAttentionHeads % KeyValueHeads != 0)
             throw Error("num_key_value_heads", $"{NumAttentionHeads} attention heads are not a multiple of {KeyValueHeads} key/value heads");
-        if (HiddenAct != "silu")
-            throw Unsupported("hidden_act", $"activation '{HiddenAct}' is not implemented (only 'silu')");
         if (RmsNormEps <= 0) throw Error("rms_norm_eps", $"must be positive, got {RmsNormEps}");
         if (RopeTheta <= 0) throw Error("rope_theta", $"must be positive, got {RopeTheta}");
-        if (RopeScaling is { ValueKind: not JsonValueKind.Null } scaling)
+        ValidateFamily();
+    }
+
+    /// <summary>The weights' element count, in 64-bit arithmetic (throws <see cref="OverflowException"/> past 2^63).</summary>
+    [JsonIgnore]
+    public long ParameterCount
+    {
+        get
         {
-            string type = scaling.ValueKind == JsonValueKind.Object &&
-                          (scaling.TryGetProperty("rope_type", out var t) || scaling.TryGetProperty("type", out t)) ? t.ToString() : scaling.ToString();
-            if (type != "default")
-                throw Unsupported("rope_scaling", $"rope scaling '{type}' is not implemented; refusing rather than approximating");
+            checked
+            {
+                long h = HiddenSize, q = (long)NumAttentionHeads * HeadDim, kv = (long)KeyValueHeads * HeadDim;
+                long layer = h * q + 2 * h * kv + q * h + 3 * h * IntermediateSize + 2 * h;
+                return (long)VocabSize * h * (TieWordEmbeddings ? 1 : 2) + NumHiddenLayers * layer + h;
+            }
         }
-        if (EffectiveSlidingWindow is <= 0)
-            throw Error("sliding_window", $"must be positive, got {EffectiveSlidingWindow}");
     }
 
     /// <summary>
-    /// Refuses a sequence longer than the sliding window: within the window, sliding-window attention equals
-    /// full attention, so only longer sequences would need the (unimplemented) window.
+    /// Sizes are checked before anything is allocated: every projection's width must fit the 32-bit sizes the
+    /// layers use, and the weights (at torch_dtype) must fit in the memory this process may use.
     /// </summary>
+    void CheckSizes()
+    {
+        foreach (var (field, value) in new[] { ("num_attention_heads", (long)NumAttentionHeads * HeadDim), ("num_key_value_heads", (long)KeyValueHeads * HeadDim) })
+            if (value > int.MaxValue) throw Error(field, $"{value:N0} = heads × head_dim overflows a 32-bit size");
+        long parameters;
+        try { parameters = ParameterCount; }
+        catch (OverflowException) { throw Error("hidden_size", "the weight count overflows a 64-bit integer"); }
+        int bytesPer = TorchDtype is "bfloat16" or "float16" ? 2 : 4;
+        double bytes = (double)parameters * bytesPer;
+        long available = GC.GetGCMemoryInfo().TotalAvailableMemoryBytes;
+        if (available > 0 && bytes > available)
+            throw Error("num_hidden_layers", $"{parameters:N0} weights need an estimated {bytes / (1L << 30):F1} GiB, more than the {available / (double)(1L << 30):F1} GiB of memory available");
+    }
+
+    /// <summary>Refuses a sequence longer than the model's context (max_position_embeddings), before the forward pass grows with it.</summary>
     public void CheckSequenceLength(int totalLength)
     {
-        if (EffectiveSlidingWindow is int window && totalLength > window)
-            throw Unsupported("sliding_window", $"sequence of {totalLength} tokens is longer than the sliding window of {window}; sliding-window attention is not implemented");
+        if (totalLength > MaxPositionEmbeddings)
+            throw new ArgumentException($"{Source}: max_position_embeddings: a sequence of {totalLength} tokens is longer than the model's context of {MaxPositionEmbeddings} positions; shorten the prompt");
     }
 }

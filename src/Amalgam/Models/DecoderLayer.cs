@@ -3,27 +3,43 @@ using static TorchSharp.torch;
 
 namespace Amalgam.Models;
 
-/// <summary>A pre-norm transformer block: x + attention(norm(x)), then + mlp(norm(·)).</summary>
+/// <summary>
+/// A pre-norm transformer block: x + attention(norm(x)), then + mlp(norm(·)). Gemma also norms each sublayer's
+/// output before the residual (post_attention_layernorm, then pre/post_feedforward_layernorm around the MLP).
+/// </summary>
 public sealed class DecoderLayer : nn.Module<Tensor, ForwardContext, Tensor>
 {
     private readonly Attention self_attn;
     private readonly GatedMlp mlp;
     private readonly RmsNorm input_layernorm;
     private readonly RmsNorm post_attention_layernorm;
+    private readonly RmsNorm? pre_feedforward_layernorm;
+    private readonly RmsNorm? post_feedforward_layernorm;
 
     public DecoderLayer(string name, DecoderConfig c, int layer, ScalarType dtype) : base(name)
     {
         self_attn = new Attention(nameof(self_attn), c, layer, dtype);
         mlp = new GatedMlp(nameof(mlp), c, dtype);
-        input_layernorm = new RmsNorm(nameof(input_layernorm), c.HiddenSize, c.RmsNormEps, dtype);
-        post_attention_layernorm = new RmsNorm(nameof(post_attention_layernorm), c.HiddenSize, c.RmsNormEps, dtype);
+        input_layernorm = new RmsNorm(nameof(input_layernorm), c.HiddenSize, c.RmsNormEps, dtype, c.OffsetNorms);
+        post_attention_layernorm = new RmsNorm(nameof(post_attention_layernorm), c.HiddenSize, c.RmsNormEps, dtype, c.OffsetNorms);
+        if (c.SandwichNorms)
+        {
+            pre_feedforward_layernorm = new RmsNorm(nameof(pre_feedforward_layernorm), c.HiddenSize, c.RmsNormEps, dtype, c.OffsetNorms);
+            post_feedforward_layernorm = new RmsNorm(nameof(post_feedforward_layernorm), c.HiddenSize, c.RmsNormEps, dtype, c.OffsetNorms);
+        }
         RegisterComponents();
     }
 
     public override Tensor forward(Tensor x, ForwardContext ctx)
     {
         using var scope = NewDisposeScope();
-        var h = x + self_attn.call(input_layernorm.call(x), ctx);
-        return (h + mlp.call(post_attention_layernorm.call(h), ctx)).MoveToOuterDisposeScope();
+        var attn = self_attn.call(input_layernorm.call(x), ctx);
+        if (pre_feedforward_layernorm is null)
+        {
+            var h = x + attn;
+            return (h + mlp.call(post_attention_layernorm.call(h), ctx)).MoveToOuterDisposeScope();
+        }
+        var g = x + post_attention_layernorm.call(attn);
+        return (g + post_feedforward_layernorm!.call(mlp.call(pre_feedforward_layernorm.call(g), ctx))).MoveToOuterDisposeScope();
     }
 }

@@ -10,12 +10,14 @@ public sealed class DecoderStack : nn.Module<Tensor, ForwardContext, Tensor>
     private readonly TokenEmbedding embed_tokens;
     private readonly ModuleList<DecoderLayer> layers;
     private readonly RmsNorm norm;
+    private readonly double? embeddingScale;
 
     public DecoderStack(string name, DecoderConfig c, ScalarType dtype) : base(name)
     {
         embed_tokens = new TokenEmbedding(nameof(embed_tokens), c.VocabSize, c.HiddenSize, dtype);
         layers = new ModuleList<DecoderLayer>(Enumerable.Range(0, c.NumHiddenLayers).Select(i => new DecoderLayer(i.ToString(), c, i, dtype)).ToArray());
-        norm = new RmsNorm(nameof(norm), c.HiddenSize, c.RmsNormEps, dtype);
+        norm = new RmsNorm(nameof(norm), c.HiddenSize, c.RmsNormEps, dtype, c.OffsetNorms);
+        embeddingScale = c.EmbeddingScale;
         RegisterComponents();
     }
 
@@ -26,6 +28,8 @@ public sealed class DecoderStack : nn.Module<Tensor, ForwardContext, Tensor>
     {
         using var scope = NewDisposeScope();
         var x = embed_tokens.call(ids);
+        // Gemma: the normaliser √hidden is a tensor of the model dtype, so it is rounded to it first.
+        if (embeddingScale is double s) x = x * tensor(s, x.dtype, x.device);
         foreach (var layer in layers) x = layer.call(x, ctx);
         return norm.call(x).MoveToOuterDisposeScope();
     }

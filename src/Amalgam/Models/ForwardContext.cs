@@ -4,9 +4,16 @@ namespace Amalgam.Models;
 
 /// <summary>
 /// What every module of one forward shares, built once by <see cref="CausalLM"/> and passed down through the stack,
-/// the layers and attention to each <see cref="AdaptableLinear"/>: rotary angles [batch, 1, new, head_dim], the
+/// the layers and attention to each <see cref="AdaptableLinear"/>: rotary angles [batch, 1, new, rotary_dim], the
 /// additive float32 mask [batch, 1, new, all] (0 where a query may attend, float32 min elsewhere), the cache (updated
 /// in place) and the mixing policy that gives each row its expert weights (null: no per-row mixture). Nothing about
-/// a forward is stored on the modules themselves.
+/// a forward is stored on the modules themselves. Sliding-window layers read <see cref="SlidingMask"/> (the same
+/// mask, also hiding keys a window or more behind the query); Gemma 3's sliding layers rotate with
+/// <see cref="LocalCos"/>/<see cref="LocalSin"/>.
 /// </summary>
-public sealed record ForwardContext(Tensor Cos, Tensor Sin, Tensor Mask, KvCache? Cache = null, IMixingPolicy? Mixing = null);
+public sealed record ForwardContext(Tensor Cos, Tensor Sin, Tensor Mask, KvCache? Cache = null, IMixingPolicy? Mixing = null)
+{
+    public Tensor? SlidingMask { get; init; }
+    public Tensor? LocalCos { get; init; }
+    public Tensor? LocalSin { get; init; }
+}

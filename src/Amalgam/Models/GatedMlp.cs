@@ -3,25 +3,43 @@ using static TorchSharp.torch;
 
 namespace Amalgam.Models;
 
-/// <summary>The SwiGLU feed-forward block: down_proj(silu(gate_proj(x)) · up_proj(x)).</summary>
+/// <summary>
+/// The gated feed-forward block: down_proj(act(gate) · up) with SiLU (SwiGLU) or tanh-GELU (Gemma's GeGLU).
+/// Phi-3 stores gate and up as one <c>gate_up_proj</c> whose first half is the gate.
+/// </summary>
 public sealed class GatedMlp : nn.Module<Tensor, ForwardContext, Tensor>
 {
-    private readonly AdaptableLinear gate_proj;
-    private readonly AdaptableLinear up_proj;
+    private readonly AdaptableLinear? gate_proj;
+    private readonly AdaptableLinear? up_proj;
+    private readonly AdaptableLinear? gate_up_proj;
     private readonly AdaptableLinear down_proj;
+    private readonly Activation activation;
 
     public GatedMlp(string name, DecoderConfig c, ScalarType dtype) : base(name)
     {
-        gate_proj = new AdaptableLinear(nameof(gate_proj), c.HiddenSize, c.IntermediateSize, c.MlpBias, dtype);
-        up_proj = new AdaptableLinear(nameof(up_proj), c.HiddenSize, c.IntermediateSize, c.MlpBias, dtype);
+        if (c.FusedProjections)
+            gate_up_proj = new AdaptableLinear(nameof(gate_up_proj), c.HiddenSize, 2L * c.IntermediateSize, c.MlpBias, dtype);
+        else
+        {
+            gate_proj = new AdaptableLinear(nameof(gate_proj), c.HiddenSize, c.IntermediateSize, c.MlpBias, dtype);
+            up_proj = new AdaptableLinear(nameof(up_proj), c.HiddenSize, c.IntermediateSize, c.MlpBias, dtype);
+        }
         down_proj = new AdaptableLinear(nameof(down_proj), c.IntermediateSize, c.HiddenSize, c.MlpBias, dtype);
+        activation = c.Activation;
         RegisterComponents();
     }
 
     public override Tensor forward(Tensor x, ForwardContext ctx)
     {
         using var scope = NewDisposeScope();
-        var h = nn.functional.silu(gate_proj.call(x, ctx)) * up_proj.call(x, ctx);
-        return down_proj.call(h, ctx).MoveToOuterDisposeScope();
+        Tensor gate, up;
+        if (gate_up_proj is not null)
+        {
+            var both = gate_up_proj.call(x, ctx).chunk(2, -1);
+            (gate, up) = (both[0], both[1]);
+        }
+        else (gate, up) = (gate_proj!.call(x, ctx), up_proj!.call(x, ctx));
+        var act = activation == Activation.Silu ? nn.functional.silu(gate) : nn.functional.gelu(gate, TorchSharp.Modules.GELU.Approximate.tanh);
+        return down_proj.call(act * up, ctx).MoveToOuterDisposeScope();
     }
 }

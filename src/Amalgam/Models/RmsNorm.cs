@@ -4,16 +4,21 @@ using static TorchSharp.torch;
 
 namespace Amalgam.Models;
 
-/// <summary>Root-mean-square norm as Llama/Qwen2 compute it: normalise in float32, cast back, then scale.</summary>
+/// <summary>
+/// Root-mean-square norm as transformers computes it. Llama/Qwen/Phi: normalise in float32, cast back, then
+/// scale by w. Gemma (<paramref name="offset"/>): scale by (1 + w) in float32, then cast back.
+/// </summary>
 public sealed class RmsNorm : nn.Module<Tensor, Tensor>
 {
     private readonly Parameter weight;
     private readonly double eps;
+    private readonly bool offset;
 
-    public RmsNorm(string name, long size, double eps, ScalarType dtype) : base(name)
+    public RmsNorm(string name, long size, double eps, ScalarType dtype, bool offset = false) : base(name)
     {
         weight = new Parameter(empty(size, dtype), requires_grad: false);
         this.eps = eps;
+        this.offset = offset;
         RegisterComponents();
     }
 
@@ -22,6 +27,7 @@ public sealed class RmsNorm : nn.Module<Tensor, Tensor>
         using var scope = NewDisposeScope();
         var x32 = x.to(Precision.Reduction);
         var normed = x32 * (x32.pow(2).mean([-1], keepdim: true) + eps).rsqrt();
-        return (weight * normed.to(x.dtype)).MoveToOuterDisposeScope();
+        var y = offset ? (normed * (weight.to(Precision.Reduction) + 1)).to(x.dtype) : weight * normed.to(x.dtype);
+        return y.MoveToOuterDisposeScope();
     }
 }

@@ -1,6 +1,5 @@
 using Amalgam.Mixing;
 using Amalgam.Models;
-using Amalgam.Training;
 using static TorchSharp.torch;
 
 namespace Amalgam.Predictors;

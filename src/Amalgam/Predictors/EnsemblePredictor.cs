@@ -1,7 +1,6 @@
 using Amalgam.Ensembling;
 using Amalgam.Mixing;
 using Amalgam.Models;
-using Amalgam.Training;
 using static TorchSharp.torch;
 
 namespace Amalgam.Predictors;

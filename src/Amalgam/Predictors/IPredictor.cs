@@ -1,5 +1,4 @@
 using Amalgam.Models;
-using Amalgam.Training;
 
 namespace Amalgam.Predictors;
 

@@ -1,5 +1,4 @@
 using Amalgam.Models;
-using Amalgam.Training;
 using static TorchSharp.torch;
 
 namespace Amalgam.Predictors;

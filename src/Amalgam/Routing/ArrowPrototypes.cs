@@ -32,6 +32,7 @@ public sealed class ArrowPrototypes : IDisposable
     public static ArrowPrototypes Build(IReadOnlyList<LoraAdapter> experts)
     {
         if (experts.Count == 0) throw new ArgumentException("experts: Arrow needs at least one expert");
+        foreach (var e in experts) e.RequirePlainLora("by Arrow (prototypes are singular vectors of s·B·A)");
         var names = experts.Select(e => e.Name).ToList();
         var built = new SortedDictionary<string, ModulePrototypes>(StringComparer.Ordinal);
         foreach (var module in experts.SelectMany(e => e.Deltas.Keys).Distinct().OrderBy(m => m, StringComparer.Ordinal))

@@ -26,6 +26,7 @@ public static class ExpertFeatures
         if (experts.Count == 0) throw new ArgumentException("MBC features: experts is empty", nameof(experts));
         if (!(keepFraction > 0 && keepFraction <= 1)) throw new ArgumentException($"MBC features: keepFraction = {keepFraction}, must be in (0, 1]", nameof(keepFraction));
         if (dimensions < 1) throw new ArgumentException($"MBC features: dimensions = {dimensions}, must be at least 1", nameof(dimensions));
+        foreach (var e in experts) e.RequirePlainLora("for MBC features (they read ΔW = s·B·A)");
         int k = experts.Count;
         var modules = experts.SelectMany(e => e.Deltas.Keys).Distinct().OrderBy(m => m, StringComparer.Ordinal).ToList();
         using var gram = zeros(new long[] { k, k }, ScalarType.Float64);

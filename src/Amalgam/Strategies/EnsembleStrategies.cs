@@ -1,3 +1,4 @@
+using Amalgam.Strategies.Saved;
 using System.Text.Json.Nodes;
 using Amalgam.Ensembling;
 using Amalgam.Fitting;
@@ -28,22 +29,11 @@ public static class EnsembleStrategies
     static Strategy Make(StrategyContext c, string name, string variant, double[] weights, EnsembleAggregation aggregation, double fitSeconds,
         string description, JsonObject? details)
     {
-        var predictor = EnsemblePredictor.Weighted(c.Suite.Model, weights, aggregation);
         details ??= new JsonObject();
         details["weights"] = Weights(c, weights);
         details["aggregation"] = aggregation.ToString();
-        return new Strategy
-        {
-            Name = name,
-            Family = StrategyFamily.Ensemble,
-            Variant = variant,
-            Description = description,
-            PredictorFor = _ => predictor,
-            Flops = m => m.Ensemble(c.Suite.Count),
-            StoredParameters = Costs.Base(c.Suite) + Costs.Experts(c.Suite),
-            FitSeconds = fitSeconds,
-            Details = details,
-        };
+        return Strategy.Deployed(new EnsembleStrategy(weights, aggregation), c.Suite.Pool, name, StrategyFamily.Ensemble, variant, description,
+            m => m.Ensemble(c.Suite.Count), Costs.Base(c.Suite) + Costs.Experts(c.Suite), fitSeconds, details);
     }
 
     internal static JsonObject Weights(StrategyContext c, IReadOnlyList<double> weights)

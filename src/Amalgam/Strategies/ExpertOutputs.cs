@@ -1,6 +1,5 @@
 using Amalgam.Models;
 using Amalgam.Mixing;
-using Amalgam.Training;
 using static TorchSharp.torch;
 
 namespace Amalgam.Strategies;

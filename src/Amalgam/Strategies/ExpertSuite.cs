@@ -1,42 +1,36 @@
-using Amalgam.Bundled;
 using Amalgam.Evaluation.Suites;
 using Amalgam.Experts;
 using Amalgam.Mixing;
 using Amalgam.Models;
 using Amalgam.Tokenizers;
-using Amalgam.Training;
 
 namespace Amalgam.Strategies;
 
 /// <summary>
-/// A suite's base model with every held-in task's expert installed as one <see cref="ExpertLibrary"/>: what every
-/// fusion strategy starts from. Expert k is the expert of <see cref="ExpertTasks"/>[k]. Without a mixing policy the
-/// model is the base alone, so one loaded model serves the base, every mixture and every ensemble.
+/// A suite's base model with every held-in task's expert installed (an <see cref="ExpertPool"/>), plus the suite's
+/// tasks and data: what the study's strategies are fitted on. Expert k is the expert of <see cref="ExpertTasks"/>[k].
 /// </summary>
 public sealed class ExpertSuite : IDisposable
 {
-    private ExpertSuite(SuiteDefinition suite, ITextTokenizer tokenizer, CausalLM model, List<LoraAdapter> experts, List<TaskDefinition> tasks)
+    private ExpertSuite(SuiteDefinition suite, ExpertPool pool, List<TaskDefinition> tasks)
     {
         Suite = suite;
-        Tokenizer = tokenizer;
-        Model = model;
-        Experts = experts;
+        Pool = pool;
         ExpertTasks = tasks;
-        Library = new ExpertLibrary(model, experts);
-        PadId = GenerationDefaults.PadId(tokenizer, model.Config);
-        Names = tasks.Select(t => t.Name).ToList();
     }
 
     public SuiteDefinition Suite { get; }
-    public ITextTokenizer Tokenizer { get; }
-    public CausalLM Model { get; }
-    public IReadOnlyList<LoraAdapter> Experts { get; }
+    /// <summary>The base and the held-in tasks' experts, named after their tasks.</summary>
+    public ExpertPool Pool { get; }
+    public ITextTokenizer Tokenizer => Pool.Tokenizer;
+    public CausalLM Model => Pool.Model;
+    public IReadOnlyList<LoraAdapter> Experts => Pool.Experts;
     public IReadOnlyList<TaskDefinition> ExpertTasks { get; }
-    public ExpertLibrary Library { get; }
-    public long PadId { get; }
-    public int Count => Experts.Count;
+    public ExpertLibrary Library => Pool.Library!;
+    public long PadId => Pool.PadId;
+    public int Count => Pool.Count;
     /// <summary>The experts' task names, in library order.</summary>
-    public IReadOnlyList<string> Names { get; }
+    public IReadOnlyList<string> Names => Pool.Names;
 
     /// <summary>Loads the suite's base and the experts of its held-in tasks (every held-in task needs one).</summary>
     public static ExpertSuite Load(string suiteDir)
@@ -46,18 +40,7 @@ public sealed class ExpertSuite : IDisposable
         if (tasks.Count == 0) throw new InvalidDataException($"{Path.Combine(suiteDir, Evaluation.Suites.Suite.FileName)}: no held-in task has an expert to combine");
         foreach (var t in tasks.Where(t => t.ExpertPath is null))
             throw new InvalidDataException($"{Path.Combine(suiteDir, Evaluation.Suites.Suite.FileName)}: task '{t.Name}' is held in but names no expert");
-        var tokenizer = TokenizerLoader.Load(suite.BasePath);
-        var model = CheckpointLoader.Load(suite.BasePath);
-        try
-        {
-            var experts = tasks.Select(t => LoraAdapter.Load(t.ExpertPath!, model)).ToList();
-            return new ExpertSuite(suite, tokenizer, model, experts, tasks);
-        }
-        catch
-        {
-            model.Dispose();
-            throw;
-        }
+        return new ExpertSuite(suite, ExpertPool.Load(suite.BasePath, tasks.Select(t => (t.Name, t.ExpertPath!)).ToList()), tasks);
     }
 
     /// <summary>The index of a held-in task's expert, or -1 for a task without one.</summary>
@@ -76,12 +59,7 @@ public sealed class ExpertSuite : IDisposable
     public IReadOnlyList<LabelledExample> Labelled(int perTask, string split = Evaluation.Suites.Suite.Validation) =>
         ExpertTasks.SelectMany((t, k) => Suite.LoadSplit(t, split).Take(perTask).Select(e => new LabelledExample(e, k))).ToList();
 
-    public void Dispose()
-    {
-        Library.Dispose();
-        foreach (var e in Experts) e.Dispose();
-        Model.Dispose();
-    }
+    public void Dispose() => Pool.Dispose();
 }
 
 /// <summary>An example and the index of the expert of the task it comes from.</summary>

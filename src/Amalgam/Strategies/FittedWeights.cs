@@ -4,7 +4,6 @@ using Amalgam.Fitting;
 using Amalgam.Merging.Execution;
 using Amalgam.Mixing;
 using Amalgam.Models;
-using Amalgam.Training;
 using static TorchSharp.torch;
 
 namespace Amalgam.Strategies;

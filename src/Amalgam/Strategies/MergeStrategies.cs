@@ -1,3 +1,4 @@
+using Amalgam.Strategies.Saved;
 using System.Text.Json.Nodes;
 using Amalgam.Fitting;
 using Amalgam.Models;
@@ -94,19 +95,9 @@ public static class MergeStrategies
         details ??= new JsonObject();
         details["method"] = method;
         details["merge_seconds"] = Math.Round(clock.Elapsed.TotalSeconds, 3);
-        details["recipe"] = ExpertMerge.Recipe(c.Suite.Suite.BasePath, paths, method, parameters, weights, c.Options.Seed);
-        return new Strategy
-        {
-            Name = name,
-            Family = family,
-            Variant = variant,
-            Description = description,
-            PredictorFor = _ => new ModelPredictor(model),
-            Flops = m => m.FoldedMerge(),
-            StoredParameters = Costs.Base(c.Suite),
-            FitSeconds = fitSeconds,
-            Details = details,
-            Owned = [model],
-        };
+        string recipe = ExpertMerge.Recipe(c.Suite.Suite.BasePath, paths, method, parameters, weights, c.Options.Seed);
+        details["recipe"] = recipe;
+        return Strategy.Deployed(new MergedModelStrategy(model, recipe), c.Suite.Pool, name, family, variant, description,
+            m => m.FoldedMerge(), Costs.Base(c.Suite), fitSeconds, details);
     }
 }

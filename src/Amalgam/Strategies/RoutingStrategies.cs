@@ -1,3 +1,4 @@
+using Amalgam.Strategies.Saved;
 using Amalgam.Evaluation;
 using System.Text.Json.Nodes;
 using Amalgam.Ensembling;
@@ -9,7 +10,7 @@ using static TorchSharp.torch;
 
 namespace Amalgam.Strategies;
 
-/// <summary>How a router's chosen experts are combined.</summary>
+/// <summary>How a router's chosen experts are combined (see <see cref="Saved.RouterStrategy"/>).</summary>
 public enum RouteAggregation
 {
     /// <summary>One mixture Σₖ wₖ·ΔWₖ per row, in factored form (one forward per prompt).</summary>
@@ -41,51 +42,22 @@ public static class RoutingStrategies
     public static Strategy Arrow(StrategyContext c, int topK)
     {
         var clock = System.Diagnostics.Stopwatch.StartNew();
-        var policy = new ArrowRouting(c.Prototypes, topK);
+        var prototypes = c.Prototypes;
         double seconds = clock.Elapsed.TotalSeconds;
-        var predictor = new MixturePredictor(c.Suite.Model, policy);
-        return new Strategy
-        {
-            Name = $"route-arrow-top{topK}",
-            Family = StrategyFamily.Route,
-            Description = $"Arrow: per token and module, top-{topK} experts by |⟨x, v⟩| with v each expert's top right singular vector of B·A (training-free)",
-            PredictorFor = _ => predictor,
-            Flops = m => m.ArrowRouter(c.Suite.Count, topK),
-            StoredParameters = Costs.Base(c.Suite) + Costs.Experts(c.Suite) + c.Prototypes.Modules.Values.Sum(p => p.Vectors.numel()),
-            FitSeconds = seconds,
-            Details = new JsonObject { ["top_k"] = topK, ["temperature"] = ArrowRouting.DefaultTemperature },
-        };
+        return Strategy.Deployed(new ArrowStrategy(topK, ArrowRouting.DefaultTemperature, prototypes), c.Suite.Pool, $"route-arrow-top{topK}",
+            StrategyFamily.Route, null,
+            $"Arrow: per token and module, top-{topK} experts by |⟨x, v⟩| with v each expert's top right singular vector of B·A (training-free)",
+            m => m.ArrowRouter(c.Suite.Count, topK),
+            Costs.Base(c.Suite) + Costs.Experts(c.Suite) + prototypes.Modules.Values.Sum(p => p.Vectors.numel()), seconds,
+            new JsonObject { ["top_k"] = topK, ["temperature"] = ArrowRouting.DefaultTemperature });
     }
 
     static Strategy Routed(StrategyContext c, string name, IExampleRouter router, int topK, RouteAggregation aggregation, double fitSeconds,
-        string how, Func<CostModel, double> flops, long routerParameters)
-    {
-        Tensor Probabilities(IReadOnlyList<IReadOnlyList<long>> prompts)
-        {
-            using var features = c.Features(prompts);
-            return router.Probabilities(features);
-        }
-        IPredictor predictor = aggregation == RouteAggregation.Parameters || topK == 1
-            ? new MixturePredictor(c.Suite.Model, p => { using var probs = Probabilities(p); return RouteSelection.TopK(probs, topK); })
-            : new EnsemblePredictor(c.Suite.Model, c.Suite.Count, p =>
-            {
-                using var probs = Probabilities(p);
-                var (values, indices) = probs.topk(topK, -1);
-                using var _ = values;
-                return (indices, values / values.sum(-1, keepdim: true));
-            }, EnsembleAggregation.Probabilities);
-        return new Strategy
-        {
-            Name = name,
-            Family = StrategyFamily.Route,
-            Description = $"{how}; top-{topK}{(topK > 1 ? aggregation == RouteAggregation.Parameters ? ", experts mixed in parameters" : ", experts' outputs averaged" : "")}",
-            PredictorFor = _ => predictor,
-            Flops = flops,
-            StoredParameters = Costs.Base(c.Suite) + Costs.Experts(c.Suite) + routerParameters,
-            FitSeconds = fitSeconds,
-            Details = new JsonObject { ["top_k"] = topK, ["aggregation"] = aggregation.ToString() },
-        };
-    }
+        string how, Func<CostModel, double> flops, long routerParameters) =>
+        Strategy.Deployed(new RouterStrategy(router, topK, aggregation, ownsRouter: false), c.Suite.Pool, name, StrategyFamily.Route, null,
+            $"{how}; top-{topK}{(topK > 1 ? aggregation == RouteAggregation.Parameters ? ", experts mixed in parameters" : ", experts' outputs averaged" : "")}",
+            flops, Costs.Base(c.Suite) + Costs.Experts(c.Suite) + routerParameters, fitSeconds,
+            new JsonObject { ["top_k"] = topK, ["aggregation"] = aggregation.ToString() });
 
     /// <summary>
     /// Twin-Merging: shared model = task arithmetic (λ) of the experts, exclusive parts SVD-compressed to the experts'
@@ -98,40 +70,19 @@ public static class RoutingStrategies
         var paths = c.Suite.ExpertTasks.Select(t => t.ExpertPath!).ToList();
         var shared = ExpertMerge.ToModel(c.Suite.Suite.BasePath, paths, "task_arithmetic", new Dictionary<string, object> { ["lambda"] = c.Options.TaskArithmeticLambda });
         var exclusive = TwinMerging.Exclusive(c.Suite.Model, shared, c.Suite.Experts, options);
-        var library = new ExpertLibrary(shared, exclusive);
         var router = c.TrainLearned(shared);
         double seconds = clock.Elapsed.TotalSeconds;
-        Tensor Weights(IReadOnlyList<IReadOnlyList<long>> prompts)
-        {
-            using var scope = NewDisposeScope();
-            using var features = PromptFeatures.MeanPooled(shared, prompts, c.Suite.PadId);
-            var probs = router.Probabilities(features);
-            if (!groupWise) return probs.MoveToOuterDisposeScope();
-            // Group-wise: one merge per group of inputs sharing the router's top expert, weighted by the group's mean.
-            var group = probs.argmax(-1);
-            var oneHot = nn.functional.one_hot(group, c.Suite.Count).to(ScalarType.Float32);      // [N, K]
-            var means = oneHot.t().matmul(probs) / oneHot.sum(0, keepdim: false).clamp_min(1).unsqueeze(1);       // [K groups, K]
-            return means.index_select(0, group).MoveToOuterDisposeScope();
-        }
-        var predictor = new MixturePredictor(shared, Weights);
         long exclusiveParameters = exclusive.Sum(Costs.Adapter);
         int rank = (int)exclusive[0].Deltas.Values.First().Rank;
-        return new Strategy
-        {
-            Name = groupWise ? "twin-merging-groupwise" : "twin-merging",
-            Family = StrategyFamily.Route,
-            Description = $"Twin-Merging: task arithmetic (λ = {c.Options.TaskArithmeticLambda}) shared model + exclusive parts (rank {rank}) mixed by a router's softmax "
+        return Strategy.Deployed(new TwinMergingStrategy(shared, exclusive, router, groupWise), c.Suite.Pool,
+            groupWise ? "twin-merging-groupwise" : "twin-merging", StrategyFamily.Route, null,
+            $"Twin-Merging: task arithmetic (λ = {c.Options.TaskArithmeticLambda}) shared model + exclusive parts (rank {rank}) mixed by a router's softmax "
                 + (groupWise ? "averaged over each group of inputs with the same top expert" : "per example"),
-            PredictorFor = _ => predictor,
             // Served factored: shared folded, K exclusive rank-r LoRAs at every token, plus the router's features and MLP.
             // (LoRA FLOPs are linear in the rank, so the exclusive rank scales one expert's count.)
-            Flops = m => m.PromptFeatures() + m.RouterMlp(c.RouterSizes)
-                + m.Tokens * (m.ForwardPerToken + c.Suite.Count * m.LoraPerToken * rank / ExpertRank(c)),
-            StoredParameters = Costs.Base(c.Suite) + exclusiveParameters + Costs.Mlp(c.RouterSizes),
-            FitSeconds = seconds,
-            Details = new JsonObject { ["lambda"] = c.Options.TaskArithmeticLambda, ["exclusive_rank"] = rank, ["group_wise"] = groupWise },
-            Owned = [router, library, .. exclusive, shared],
-        };
+            m => m.PromptFeatures() + m.RouterMlp(c.RouterSizes) + m.Tokens * (m.ForwardPerToken + c.Suite.Count * m.LoraPerToken * rank / ExpertRank(c)),
+            Costs.Base(c.Suite) + exclusiveParameters + Costs.Mlp(c.RouterSizes), seconds,
+            new JsonObject { ["lambda"] = c.Options.TaskArithmeticLambda, ["exclusive_rank"] = rank, ["group_wise"] = groupWise });
     }
 
     static int ExpertRank(StrategyContext c) => (int)c.Suite.Experts[0].Deltas.Values.First().Rank;

@@ -1,3 +1,4 @@
+using Amalgam.Strategies.Saved;
 using System.Text.Json.Nodes;
 using Amalgam.Predictors;
 using Amalgam.Routing;
@@ -40,38 +41,19 @@ public static class SelectionStrategies
         var members = km.Members();
         var router = c.Learned;
         double seconds = clock.Elapsed.TotalSeconds + c.LearnedRouterSeconds;
-        // M [K, k]: expert → its cluster; a routed row gets 1/|cluster| on each member (the cluster's uniform merge).
-        var membership = zeros(new long[] { experts, k });
-        for (int e = 0; e < experts; e++) membership[e, km.Assignments[e]] = 1.0f;
-        var perCluster = (membership / membership.sum(0, keepdim: true)).t().contiguous().DetachFromDisposeScope();  // [k, K]
-        membership = membership.DetachFromDisposeScope();
-        Tensor Weights(IReadOnlyList<IReadOnlyList<long>> prompts)
-        {
-            using var scope = NewDisposeScope();
-            var probs = router.Probabilities(c.Features(prompts));
-            var cluster = probs.matmul(membership).argmax(-1);   // the cluster with the most routed probability
-            return perCluster.index_select(0, cluster).MoveToOuterDisposeScope();
-        }
         double meanSize = members.Sum(m => (double)m.Length * m.Length) / experts; // an expert's cluster size, tasks equally likely
-        var predictor = new MixturePredictor(c.Suite.Model, Weights);
-        return new Strategy
-        {
-            Name = $"select-clusters-k{k}{(features == ClusterFeatures.Mbc ? "" : "-" + features.ToString().ToLowerInvariant())}",
-            Family = StrategyFamily.Select,
-            Variant = StrategyVariant.Cluster,
-            Description = $"k-means (k = {k}, k-means++, cosine) on {Describe(features)}; each cluster's uniform merge, routed by the learned router's summed probabilities (top-1 cluster)",
-            PredictorFor = _ => predictor,
-            Flops = m => m.PromptFeatures() + m.RouterMlp(c.RouterSizes) + m.Tokens * (m.ForwardPerToken + meanSize * m.LoraPerToken),
-            StoredParameters = Costs.Base(c.Suite) + Costs.Experts(c.Suite) + Costs.Mlp(c.RouterSizes),
-            FitSeconds = seconds,
-            Details = new JsonObject
+        return Strategy.Deployed(new RouterStrategy(router, 1, RouteAggregation.Parameters, clusters: km.Assignments, ownsRouter: false), c.Suite.Pool,
+            $"select-clusters-k{k}{(features == ClusterFeatures.Mbc ? "" : "-" + features.ToString().ToLowerInvariant())}",
+            StrategyFamily.Select, StrategyVariant.Cluster,
+            $"k-means (k = {k}, k-means++, cosine) on {Describe(features)}; each cluster's uniform merge, routed by the learned router's summed probabilities (top-1 cluster)",
+            m => m.PromptFeatures() + m.RouterMlp(c.RouterSizes) + m.Tokens * (m.ForwardPerToken + meanSize * m.LoraPerToken),
+            Costs.Base(c.Suite) + Costs.Experts(c.Suite) + Costs.Mlp(c.RouterSizes), seconds,
+            new JsonObject
             {
                 ["features"] = features.ToString().ToLowerInvariant(),
                 ["clusters"] = new JsonArray(members.Select(m => (JsonNode)new JsonArray(m.Select(e => (JsonNode)c.Suite.Names[e]).ToArray())).ToArray()),
                 ["inertia"] = Math.Round(km.Inertia, 6),
-            },
-            Owned = [perCluster, membership],
-        };
+            });
     }
 
     /// <summary>The greedy soup: experts sorted by their own validation score, each kept if the uniform merge does not drop.</summary>
@@ -118,34 +100,18 @@ public static class SelectionStrategies
         }
         var result = GreedyRoutingSubset.Select(c.Suite.Count, GreedyRoutingSubset.RoutedTop1Score(c.Correct, probs), tol);
         double seconds = clock.Elapsed.TotalSeconds + c.LearnedRouterSeconds + c.CorrectnessSeconds;
-        var mask = zeros(c.Suite.Count);
-        foreach (var k in result.Chosen) mask[k] = 1.0f;
-        mask = mask.DetachFromDisposeScope();
-        var predictor = new MixturePredictor(c.Suite.Model, prompts =>
-        {
-            using var scope = NewDisposeScope();
-            using var features = c.Features(prompts);
-            return RouteSelection.Argmax(router.Probabilities(features) * mask).MoveToOuterDisposeScope();
-        });
-        return new Strategy
-        {
-            Name = "select-greedy-routing",
-            Family = StrategyFamily.Select,
-            Variant = StrategyVariant.Greedy,
-            Description = $"learned router (top-1) restricted to {result.Chosen.Count} of {c.Suite.Count} experts: the smallest greedy set within {tol} of the full library's validation score",
-            PredictorFor = _ => predictor,
-            Flops = m => m.LearnedRouter(1, c.RouterSizes),
-            StoredParameters = Costs.Base(c.Suite) + Costs.Experts(c.Suite, result.Chosen) + Costs.Mlp(c.RouterSizes),
-            FitSeconds = seconds,
-            Details = new JsonObject
+        return Strategy.Deployed(new RouterStrategy(router, 1, RouteAggregation.Parameters, allowed: result.Chosen, ownsRouter: false), c.Suite.Pool,
+            "select-greedy-routing", StrategyFamily.Select, StrategyVariant.Greedy,
+            $"learned router (top-1) restricted to {result.Chosen.Count} of {c.Suite.Count} experts: the smallest greedy set within {tol} of the full library's validation score",
+            m => m.LearnedRouter(1, c.RouterSizes),
+            Costs.Base(c.Suite) + Costs.Experts(c.Suite, result.Chosen) + Costs.Mlp(c.RouterSizes), seconds,
+            new JsonObject
             {
                 ["chosen"] = new JsonArray(result.Chosen.Select(k => (JsonNode)c.Suite.Names[k]).ToArray()),
                 ["validation_score"] = Math.Round(result.Score, 6),
                 ["full_library_score"] = Math.Round(result.FullScore, 6),
                 ["tolerance"] = tol,
-            },
-            Owned = [mask],
-        };
+            });
     }
 
     /// <summary>Each expert's mean exact match over the held-in tasks of the selection set.</summary>

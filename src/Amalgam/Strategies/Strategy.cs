@@ -1,3 +1,4 @@
+using Amalgam.Strategies.Saved;
 using Amalgam.Evaluation;
 using System.Text.Json.Nodes;
 using Amalgam.Evaluation.Suites;
@@ -28,6 +29,29 @@ public sealed class Strategy : IDisposable
     public double FitSeconds { get; init; }
     public JsonObject? Details { get; init; }
     public List<IDisposable> Owned { get; init; } = [];
+
+    /// <summary>The strategy as a value that can be saved as a folder and loaded again (null for references).</summary>
+    public Saved.DeployableStrategy? Saved { get; private init; }
+
+    /// <summary>
+    /// A deployable strategy answering through <paramref name="saved"/> on <paramref name="pool"/> on every task, so that
+    /// what the study evaluates is exactly what it saves. Name, family, variant and description are copied onto it.
+    /// </summary>
+    public static Strategy Deployed(Saved.DeployableStrategy saved, ExpertPool pool, string name, string family, string? variant,
+        string description, Func<CostModel, double> flops, long storedParameters, double fitSeconds, JsonObject? details, params IDisposable[] owned)
+    {
+        saved.Name = name;
+        saved.Family = family;
+        saved.Variant = variant;
+        saved.Description = description;
+        var predictor = saved.Predictor(pool);
+        return new Strategy
+        {
+            Name = name, Family = family, Variant = variant, Description = description,
+            PredictorFor = _ => predictor, Flops = flops, StoredParameters = storedParameters, FitSeconds = fitSeconds,
+            Details = details, Saved = saved, Owned = [.. owned, saved],
+        };
+    }
 
     public void Dispose()
     {

@@ -41,6 +41,7 @@ public static class TwinMerging
         var result = new List<LoraAdapter>();
         foreach (var expert in experts)
         {
+            expert.RequirePlainLora("by Twin-Merging (its exclusive parts are s·B·A minus the shared update)");
             var factors = new Dictionary<string, (Tensor A, Tensor B)>(StringComparer.Ordinal);
             var ranks = new Dictionary<string, int>(StringComparer.Ordinal);
             foreach (var (module, delta) in expert.Deltas)

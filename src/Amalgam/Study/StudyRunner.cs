@@ -3,6 +3,7 @@ using Amalgam.Evaluation;
 using Amalgam.Evaluation.Suites;
 using Amalgam.Predictors;
 using Amalgam.Strategies;
+using Amalgam.Strategies.Saved;
 
 namespace Amalgam.Study;
 
@@ -14,8 +15,10 @@ namespace Amalgam.Study;
 /// <param name="ThroughputPrompts">prompts in the tokens/s probe batch</param>
 /// <param name="ThroughputTokens">tokens generated per probe prompt</param>
 /// <param name="Entries">strategies to run instead of the catalogue's (the CLI verbs build their own variants)</param>
+/// <param name="ExportDir">where every deployable strategy is saved as a strategy folder (one per name); null: not saved</param>
 public sealed record StudyOptions(string SuiteDir, IReadOnlyCollection<string>? Strategies = null, int? TestLimit = null,
-    StrategyOptions? Fitting = null, int ThroughputPrompts = 32, int ThroughputTokens = 16, IReadOnlyList<StudyCatalog.Entry>? Entries = null)
+    StrategyOptions? Fitting = null, int ThroughputPrompts = 32, int ThroughputTokens = 16, IReadOnlyList<StudyCatalog.Entry>? Entries = null,
+    string? ExportDir = null)
 {
     /// <summary>The --quick configuration: few test examples, little fitting data; every strategy still runs.</summary>
     public static StudyOptions Quick(string suiteDir, IReadOnlyCollection<string>? strategies = null, int seed = 0) =>
@@ -57,6 +60,11 @@ public static class StudyRunner
             var entry = entries[i];
             progress?.Report($"[{i + 1}/{entries.Count}] {entry.Name}: fitting");
             using var strategy = entry.Build(context);
+            if (options.ExportDir is not null && strategy.Saved is { } saved)
+            {
+                progress?.Report($"[{i + 1}/{entries.Count}] {entry.Name}: saving");
+                StrategyFolder.Save(saved, suite.Pool, Path.Combine(options.ExportDir, strategy.Name), strategy.Details);
+            }
             progress?.Report($"[{i + 1}/{entries.Count}] {entry.Name}: evaluating");
             var evalClock = Stopwatch.StartNew();
             var perTask = new Dictionary<string, double>();
@@ -83,7 +91,7 @@ public static class StudyRunner
             progress?.Report($"[{i + 1}/{entries.Count}] {entry.Name}: held-in {results[^1].HeldInNormalized:F3}, held-out {results[^1].HeldOut?.ToString("F3") ?? "-"}");
         }
 
-        return new StudyResults
+        var study = new StudyResults
         {
             Suite = suite.Suite.Name,
             SuitePath = Path.GetFullPath(options.SuiteDir),
@@ -106,6 +114,19 @@ public static class StudyRunner
             CreatedAt = DateTimeOffset.UtcNow,
             Strategies = results,
         };
+        if (options.ExportDir is not null) ExportRecommended(study, options.ExportDir);
+        return study;
+    }
+
+    /// <summary>Copies the recommendation of every budget to <c>recommended/&lt;budget&gt;</c> beside the saved strategies.</summary>
+    static void ExportRecommended(StudyResults study, string exportDir)
+    {
+        foreach (var pick in Recommendation.Compute(study))
+        {
+            if (pick.Best is not { } best || !Directory.Exists(Path.Combine(exportDir, best.Name))) continue;
+            string slug = double.IsPositiveInfinity(pick.Budget.MaxRelativeFlops) ? "any-cost" : $"within-{pick.Budget.MaxRelativeFlops:0.###}x";
+            StrategyFolder.Copy(Path.Combine(exportDir, best.Name), Path.Combine(exportDir, "recommended", slug));
+        }
     }
 
     /// <summary>Mean prompt (bos included) and answer (target + eos) lengths over the evaluated test examples.</summary>

@@ -113,14 +113,21 @@ public sealed class AmalgamTokenizer : ITextTokenizer
         return ids;
     }
 
-    public string Decode(IEnumerable<int> ids)
+    /// <summary>Our format adds BOS only (no EOS): the tiny models are trained on BOS text EOS and prompted with BOS text.</summary>
+    public IReadOnlyList<int> EncodeWithSpecialTokens(string text) => Encode(text, addBos: true);
+
+    public string? IdToToken(int id) => (uint)id < (uint)_tokens.Length ? _tokens[id] : null;
+
+    public string Decode(IEnumerable<int> ids) => Decode(ids, skipSpecialTokens: true);
+
+    public string Decode(IEnumerable<int> ids, bool skipSpecialTokens)
     {
         var sb = new StringBuilder();
         foreach (var id in ids)
         {
             if ((uint)id >= (uint)_tokens.Length)
                 throw new ArgumentOutOfRangeException(nameof(ids), id, $"{Source}: token id outside 0..{_tokens.Length - 1}");
-            if (!_skipOnDecode[id]) sb.Append(_tokens[id]);
+            if (!skipSpecialTokens || !_skipOnDecode[id]) sb.Append(_tokens[id]);
         }
         return sb.ToString();
     }

@@ -9,6 +9,18 @@ public interface ITextTokenizer
     /// <summary>Text for <paramref name="ids"/>, skipping special tokens (BOS, EOS, PAD and the like).</summary>
     string Decode(IEnumerable<int> ids);
 
+    /// <summary>Text for <paramref name="ids"/>; special tokens are written out unless <paramref name="skipSpecialTokens"/>.</summary>
+    string Decode(IEnumerable<int> ids, bool skipSpecialTokens);
+
+    /// <summary>
+    /// Token ids with the special tokens the tokenizer files put around a text (tokenizer.json's post-processor,
+    /// tokenizer_config.json's add_bos_token/add_eos_token), as Hugging Face's <c>add_special_tokens=True</c> does.
+    /// </summary>
+    IReadOnlyList<int> EncodeWithSpecialTokens(string text);
+
+    /// <summary>The vocabulary string of <paramref name="id"/> (the piece), or null when no token has that id.</summary>
+    string? IdToToken(int id);
+
     int? BosId { get; }
     int? EosId { get; }
     int? PadId { get; }

@@ -4,7 +4,8 @@ namespace Amalgam.Tokenizers;
 public static class TokenizerLoader
 {
     /// <summary>
-    /// Loads <c>tokenizer.amalgam.json</c> when present, else Hugging Face <c>tokenizer.json</c>.
+    /// Loads <c>tokenizer.amalgam.json</c> when present, else Hugging Face <c>tokenizer.json</c>, else a SentencePiece
+    /// <c>tokenizer.model</c>.
     /// Throws <see cref="FileNotFoundException"/> when neither is there and <see cref="InvalidDataException"/>
     /// when the file is malformed or uses something we cannot reproduce exactly.
     /// </summary>
@@ -21,8 +22,12 @@ public static class TokenizerLoader
         if (File.Exists(hfPath))
             return HuggingFaceBpeTokenizer.Load(hfPath);
 
+        var spPath = Path.Combine(modelDir, SentencePieceModelTokenizer.FileName);
+        if (File.Exists(spPath))
+            return SentencePieceModelTokenizer.Load(spPath);
+
         throw new FileNotFoundException(
-            $"{modelDir}: no tokenizer found (looked for {AmalgamTokenizer.FileName} and {HuggingFaceBpeTokenizer.FileName})",
+            $"{modelDir}: no tokenizer found (looked for {AmalgamTokenizer.FileName}, {HuggingFaceBpeTokenizer.FileName} and {SentencePieceModelTokenizer.FileName})",
             hfPath);
     }
 }

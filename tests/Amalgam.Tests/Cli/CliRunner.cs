@@ -7,9 +7,13 @@ public static class CliRunner
 {
     public sealed record Result(int ExitCode, string Stdout, string Stderr);
 
-    public static Result Run(params string[] args)
+    public static Result Run(params string[] args) => RunIn(TestData.RepoRoot, null, args);
+
+    /// <summary>Runs in <paramref name="workingDirectory"/> with extra environment variables.</summary>
+    public static Result RunIn(string workingDirectory, IReadOnlyDictionary<string, string>? environment, params string[] args)
     {
-        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = TestData.RepoRoot };
+        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = workingDirectory };
+        foreach (var (k, v) in environment ?? new Dictionary<string, string>()) start.Environment[k] = v;
         start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "Amalgam.Cli.dll"));
         foreach (var a in args) start.ArgumentList.Add(a);
         using var p = Process.Start(start)!;

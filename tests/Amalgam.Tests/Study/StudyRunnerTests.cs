@@ -46,6 +46,37 @@ public class StudyRunnerTests
     }
 
     [Fact]
+    public void Exported_strategies_reproduce_the_study_scores_exactly_when_loaded_without_the_suite()
+    {
+        using var dir = new TestData.TempDir();
+        string export = dir["strategies"];
+        var names = new[] { "ensemble-uniform", "merge-ties", "route-learned-top2-outputs", "route-arrow-top1", "twin-merging-groupwise",
+            "select-clusters-k2", "select-greedy-routing" };
+        var options = StudyOptions.Quick(Suite, names) with { TestLimit = 2, ThroughputPrompts = 2, ThroughputTokens = 1, ExportDir = export };
+        var results = StudyRunner.Run(options);
+        var suite = Amalgam.Evaluation.Suites.Suite.Load(Suite);
+        foreach (var name in names)
+        {
+            using var loaded = Amalgam.Strategies.Saved.StrategyFolder.Load(Path.Combine(export, name));
+            Assert.Equal(name, loaded.Strategy.Name);
+            foreach (var t in suite.Tasks)
+            {
+                double again = Amalgam.Evaluation.SuiteEvaluator.Evaluate(loaded.Predictor, loaded.Pool.Tokenizer, suite, t,
+                    Amalgam.Evaluation.Suites.Suite.Test, options.TestLimit).Score;
+                Assert.True(results.Strategy(name).PerTask[t.Name] == again, $"{name} on {t.Name}: study {results.Strategy(name).PerTask[t.Name]}, reloaded {again}");
+            }
+        }
+        // Each budget's pick is copied under recommended/ and loads from there too.
+        var recommended = Directory.GetDirectories(Path.Combine(export, "recommended"));
+        Assert.NotEmpty(recommended);
+        foreach (var r in recommended)
+        {
+            using var loaded = Amalgam.Strategies.Saved.StrategyFolder.Load(r);
+            Assert.Contains(loaded.Strategy.Name, names);
+        }
+    }
+
+    [Fact]
     public void The_study_command_refuses_an_unknown_strategy_in_one_line()
     {
         var r = CliRunner.Run("study", "--suite", Suite, "--strategies", "base,nonsense", "--out", Path.Combine(Path.GetTempPath(), "never-written"));

@@ -92,11 +92,29 @@ public class HuggingFaceBpeTokenizerTests
         Assert.Contains(Path.Combine("unigram", "tokenizer.json") + ": model.type \"Unigram\" is not supported", ex.Message);
     }
 
+    // The sentencepiece-bpe fixture (Llama 2's pipeline): vocab 0 <unk> 1 <s> 2 </s> 3 <0x00> 4 ▁ 5 a 6 b 7 ▁a 8 ▁ab,
+    // merges 0 "▁ a" 1 "▁a b". Normalizer: prepend "▁", spaces to "▁". Byte fallback has only <0x00>.
+    // "ab a": ▁ab▁a -> symbols ▁ a b ▁ a -> rank 0 twice (leftmost first): ▁a b ▁a -> rank 1: ▁ab ▁a   = [8, 7]
+    // "c": ▁c; c is not in the vocabulary and its byte 0x63 has no token, so it is unk                 = [4, 0]
+    // "cc": fuse_unk joins the two unks into one                                                       = [4, 0]
+    // "\0" (NUL): byte fallback to <0x00>                                                                       = [4, 3]
+    [Theory]
+    [InlineData("ab a", new[] { 8, 7 })]
+    [InlineData("c", new[] { 4, 0 })]
+    [InlineData("cc", new[] { 4, 0 })]
+    [InlineData("\0", new[] { 4, 3 })]
+    [InlineData("a<s>a", new[] { 7, 1, 7 })] // the normalizer runs on each stretch between added tokens
+    public void SentencePieceStyleBpe_PinnedIds(string text, int[] expected) =>
+        Assert.Equal(expected, TokenizerLoader.Load(Fixture("sentencepiece-bpe")).Encode(text, addBos: false));
+
     [Fact]
-    public void SentencePieceStyleBpe_IsRefused()
+    public void SentencePieceStyleBpe_DecodeStripsTheDummyPrefix()
     {
-        var ex = Assert.Throws<InvalidDataException>(() => TokenizerLoader.Load(Fixture("sentencepiece-bpe")));
-        Assert.Contains("tokenizer.json: model.byte_fallback is true", ex.Message);
+        var t = TokenizerLoader.Load(Fixture("sentencepiece-bpe"));
+        // " ab" " a" " " NUL fused, then Strip removes the one leading space the normalizer's Prepend put there.
+        Assert.Equal("ab a \0", t.Decode([8, 7, 4, 3]));
+        Assert.Equal("<unk> a", t.Decode([0, 7], skipSpecialTokens: false));
+        Assert.Equal("a", t.Decode([0, 7]));
     }
 
     [Fact]

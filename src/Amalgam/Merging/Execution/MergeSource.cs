@@ -37,6 +37,8 @@ public sealed class CheckpointSource(string path) : IMergeSource
 /// <summary>
 /// A LoRA expert seen as a full model: θ = θ0 + s·B·A for the layers it targets (ΔW computed in the compute dtype
 /// from <see cref="LowRankDelta.Dense"/>, so the scale, rsLoRA included, is applied exactly once), θ0 elsewhere.
+/// A DoRA expert's layer is its folded weight m ⊙ (θ0 + s·B·A) / ‖θ0 + s·B·A‖ (per row), and a modules_to_save
+/// tensor is the adapter's copy: both are exactly the weights PEFT's merge_and_unload gives.
 /// </summary>
 public sealed class LoraExpertSource(string path, CheckpointSource baseModel, LoraAdapter adapter) : IMergeSource
 {
@@ -44,14 +46,21 @@ public sealed class LoraExpertSource(string path, CheckpointSource baseModel, Lo
     public LoraAdapter Adapter { get; } = adapter;
     public bool Contains(string name) => baseModel.Contains(name);
     public (DType DType, long[] Shape) Describe(string name) => baseModel.Describe(name);
-    public bool Changes(string name) => Module(name) is not null;
+    public bool Changes(string name) => Module(name) is not null || Adapter.SavedTensors.ContainsKey(name);
     public long StoredBytes(string name) => baseModel.StoredBytes(name);
 
     public Tensor Load(string name, ScalarType compute)
     {
+        if (Adapter.SavedTensors.TryGetValue(name, out var copy)) return copy.to(compute, copy: true);
         if (Module(name) is not { } delta) return baseModel.Load(name, compute);
         using var scope = NewDisposeScope();
         var w = baseModel.Load(name, compute).to(compute);
+        if (delta.IsDora)
+        {
+            if (delta.Magnitude!.shape[0] != w.shape[0])
+                throw new InvalidDataException($"{Path}: tensor 'base_model.model.{name[..^".weight".Length]}.lora_magnitude_vector' has {delta.Magnitude.shape[0]} entries but '{name}' has {w.shape[0]} rows");
+            return delta.DoraWeight(w, compute).MoveToOuterDisposeScope();
+        }
         var dense = delta.Dense(compute);
         if (!dense.shape.SequenceEqual(w.shape))
             throw new InvalidDataException($"{Path}: the update of '{name}' has shape [{string.Join(", ", dense.shape)}] but the base weight is [{string.Join(", ", w.shape)}]");

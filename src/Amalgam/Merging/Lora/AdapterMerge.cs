@@ -1,8 +1,8 @@
 using System.Diagnostics;
 using System.Text.Json;
-using System.Text.RegularExpressions;
 using Amalgam.Experts;
 using Amalgam.Merging.Execution;
+using Amalgam.Merging.Parts;
 using Amalgam.Merging.Recipes;
 using Amalgam.Models;
 using Amalgam.Tensors;
@@ -31,17 +31,30 @@ public static class AdapterMerge
             var dense = inputs.Models.First(m => m.Source is not LoraExpertSource).Model;
             throw new InvalidDataException($"{recipe.Source}: models[{dense.Index}].model: output: {OutputFolderFiles.OutputName(output)} needs every model to be a LoRA adapter; use output: model to merge full checkpoints");
         }
-        if (output is MergeOutput.Cat or MergeOutput.FactorLinear && !LinearCoefficients.Supports(recipe.Method))
-            throw new InvalidDataException($"{recipe.Source}: output: {OutputFolderFiles.OutputName(output)} is exact only for a linear combination of the experts ({string.Join(", ", LinearCoefficients.Methods)}), not {recipe.Method.Name}; use output: adapter");
+        bool peftFactorSpace = output == MergeOutput.FactorLinear && PeftFactorSpace.Supports(recipe.Method);
+        if (output is MergeOutput.Cat or MergeOutput.FactorLinear && !LinearCoefficients.Supports(recipe.Method) && !peftFactorSpace)
+            throw new InvalidDataException($"{recipe.Source}: output: {OutputFolderFiles.OutputName(output)} is exact only for a linear combination of the experts ({string.Join(", ", LinearCoefficients.Methods)}), not {recipe.Method.Name}{(output == MergeOutput.FactorLinear ? $" (PEFT's factor-space types: {string.Join(", ", PeftFactorSpace.Methods)}, with flavor: peft)" : "")}; use output: adapter");
 
         var experts = inputs.Models.Select(m => ((LoraExpertSource)m.Source).Adapter).ToList();
+        for (int i = 0; i < experts.Count; i++)
+        {
+            string where = $"{recipe.Source}: models[{inputs.Models[i].Model.Index}] ({inputs.Models[i].Source.Path})";
+            // A saved module is a full copy: an adapter output holds low-rank updates only.
+            if (experts[i].SavedTensors.Keys.Order(StringComparer.Ordinal).FirstOrDefault() is { } saved)
+                throw new NotSupportedException($"{where}: modules_to_save: module '{saved[..saved.LastIndexOf('.')]}' is a full copy that output: {OutputFolderFiles.OutputName(output)} cannot hold; use output: model");
+            // output: adapter merges the DoRA expert's folded weights exactly; the factor outputs recombine s·B·A, which DoRA is not.
+            if (output != MergeOutput.Adapter && experts[i].Deltas.FirstOrDefault(d => d.Value.IsDora) is { Key: { } dora })
+                throw new NotSupportedException($"{where}: tensor 'base_model.model.{dora}.lora_magnitude_vector': output: {OutputFolderFiles.OutputName(output)} recombines factors s·B·A, which a DoRA update is not; use output: adapter or model (they merge the folded DoRA weights)");
+        }
         var baseModel = inputs.Base!;
         var modules = experts.SelectMany(e => e.Deltas.Keys).Distinct().Order(StringComparer.Ordinal).ToList();
         if (options.Order is { } order) modules = order(modules).ToList();
         int rank = recipe.Rank ?? experts.Max(e => e.Deltas.Values.Max(d => (int)d.Rank));
         var notes = new List<string>();
         if (output == MergeOutput.FactorLinear)
-            notes.Add("APPROXIMATE: factor_linear mixes the A and B factors separately (PEFT's add_weighted_adapter 'linear'); the product contains cross terms Bᵢ·Aⱼ, so it is NOT the weighted sum of the experts' updates. Use output: cat for the exact result.");
+            notes.Add($"APPROXIMATE: factor_linear mixes the A and B factors separately (PEFT's add_weighted_adapter '{(peftFactorSpace ? recipe.Method.Name : "linear")}'); the product contains cross terms Bᵢ·Aⱼ, so it is NOT {(peftFactorSpace ? $"{recipe.Method.Name} of" : "the weighted sum of")} the experts' updates. Use output: {(peftFactorSpace ? "adapter" : "cat")} for the exact result.");
+        if (recipe.PeftDoubleScale)
+            notes.Add("peft_double_scale: each expert's weight is multiplied by its LoRA scale sᵢ on top of ΔWᵢ = sᵢ·Bᵢ·Aᵢ, reproducing PEFT's svd types (a PEFT bug: the scale is applied twice); the result is not the recipe's merge of the experts.");
 
         var factors = new Dictionary<string, (Tensor A, Tensor B)>(StringComparer.Ordinal);
         var ranks = new Dictionary<string, int>(StringComparer.Ordinal);
@@ -64,8 +77,11 @@ public static class AdapterMerge
                 {
                     MergeOutput.Adapter => Truncated(inputs, key, rank),
                     MergeOutput.Cat => Concatenated(inputs, experts, module, key),
+                    _ when peftFactorSpace => PeftFactorSpace.Merge(inputs, experts, module),
                     _ => FactorLinear(inputs, experts, module, key),
                 };
+                if (!isfinite(a).all().item<bool>() || !isfinite(b).all().item<bool>())
+                    throw new InvalidDataException($"tensor '{key}': the merged factors hold NaN or Inf values; nothing was written");
                 factors[module] = (a.to(outType).MoveToOuterDisposeScope(), b.to(outType).MoveToOuterDisposeScope());
                 ranks[module] = (int)a.shape[0];
             }
@@ -100,12 +116,38 @@ public static class AdapterMerge
     static (Tensor A, Tensor B) Truncated(MergeInputSet inputs, string key, int rank)
     {
         var recipe = inputs.Recipe;
+        var shape = inputs.Base!.Describe(key).Shape;
+        long full = shape.Length == 2 ? Math.Min(shape[0], shape[1]) : long.MaxValue;
+        if (rank > full) // beyond min(out, in) the factors would only be padded with zeros
+            throw new InvalidDataException($"{recipe.Source}: rank: {rank} exceeds min(out, in) = {full} of '{key}'; give a rank of at most {full}");
         var theta0 = inputs.Base!.Load(key, recipe.ComputeDtype).to(recipe.ComputeDtype);
         var thetas = inputs.Models.Select(m => m.Source.Load(key, recipe.ComputeDtype).to(recipe.ComputeDtype)).ToList();
         using var random = inputs.RandomFor(key);
-        var merged = recipe.Method.Merge(inputs.Inputs(key, theta0, thetas, random, null));
+        var tensorInputs = inputs.Inputs(key, theta0, thetas, random, null);
+        if (recipe.PeftDoubleScale) tensorInputs = DoubleScaled(inputs, tensorInputs, key);
+        var merged = recipe.Method.Merge(tensorInputs);
         StreamingMerge.Check(recipe, key, merged, theta0.shape);
         return LowRankFactorization.Truncate(merged - theta0, rank);
+    }
+
+    /// <summary>
+    /// PEFT's svd types weight ΔWᵢ = sᵢ·Bᵢ·Aᵢ (already scaled) by wᵢ·sᵢ: the weight of each expert that targets this
+    /// layer is multiplied by its scale sᵢ once more. Only with <c>peft_double_scale: true</c>.
+    /// </summary>
+    static MergeTensorInputs DoubleScaled(MergeInputSet inputs, MergeTensorInputs tensorInputs, string key)
+    {
+        string module = key[..^".weight".Length];
+        var parameters = tensorInputs.ModelParameters.Select((p, i) =>
+        {
+            var adapter = ((LoraExpertSource)inputs.Models[i].Source).Adapter;
+            if (adapter.Deltas.GetValueOrDefault(module) is not { } delta) return p;
+            if (delta.IsDora)
+                throw new NotSupportedException($"{inputs.Recipe.Source}: peft_double_scale: models[{inputs.Models[i].Model.Index}]: tensor 'base_model.model.{module}.lora_magnitude_vector': a DoRA update has no single scale to apply twice");
+            var values = p.Values.ToDictionary(kv => kv.Key, kv => kv.Value);
+            values["weight"] = ParameterValues.PerModel(tensorInputs, i, "weight", 1.0) * delta.Scale;
+            return new MergeParameters(values);
+        }).ToList();
+        return tensorInputs with { ModelParameters = parameters };
     }
 
     /// <summary>A rows cᵢ·sᵢ·Aᵢ and B columns Bᵢ of every expert that targets the layer; verified against the method itself.</summary>
@@ -170,7 +212,8 @@ public static class AdapterMerge
             bool covers = baseLinear.Where(m => Leaf(m) == group.Key).All(ranks.ContainsKey);
             targets.AddRange(covers ? [group.Key] : group.Order(StringComparer.Ordinal));
         }
-        var odd = ranks.Where(kv => kv.Value != r).ToDictionary(kv => Regex.Escape(kv.Key), kv => kv.Value);
+        // Plain suffixes that PEFT 0.10 to the newest all match (see LoraTargets.WrittenPatternKey).
+        var odd = ranks.Where(kv => kv.Value != r).ToDictionary(kv => LoraTargets.WrittenPatternKey(kv.Key, baseLinear), kv => kv.Value);
         return new LoraConfig
         {
             R = r,

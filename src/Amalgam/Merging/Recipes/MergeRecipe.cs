@@ -41,6 +41,11 @@ public sealed record MergeRecipe
     public MergeOutput? Output { get; init; }
     /// <summary>Rank of an <c>output: adapter</c> result; null means the largest input rank.</summary>
     public int? Rank { get; init; }
+    /// <summary>
+    /// Amalgam: reproduce PEFT's svd types, which weight the already-scaled ΔWᵢ = sᵢ·Bᵢ·Aᵢ by wᵢ·sᵢ (the scale twice);
+    /// off by default, where the scale is applied once. Only with LoRA inputs and output: adapter.
+    /// </summary>
+    public bool PeftDoubleScale { get; init; }
     /// <summary>Where the recipe came from (a file, or "command line"), for error messages.</summary>
     public string Source { get; init; } = "recipe";
     /// <summary>The recipe as YAML, copied into the output folder as <c>merge_recipe.yaml</c>.</summary>
@@ -48,7 +53,7 @@ public sealed record MergeRecipe
 
     /// <summary>Reads and validates a recipe file; <paramref name="methods"/> defaults to <see cref="MergeMethods.Get"/>.</summary>
     public static MergeRecipe Load(string file, Func<string, IMergeMethod>? methods = null) =>
-        RecipeParser.Parse(File.ReadAllText(file), System.IO.Path.GetFileName(file), methods ?? MergeMethods.Get);
+        RecipeParser.Parse(Inputs.InputFiles.ReadText(file), System.IO.Path.GetFileName(file), methods ?? MergeMethods.Get);
 
     public static MergeRecipe Parse(string yaml, string source = "recipe", Func<string, IMergeMethod>? methods = null) =>
         RecipeParser.Parse(yaml, source, methods ?? MergeMethods.Get);

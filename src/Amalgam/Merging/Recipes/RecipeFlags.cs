@@ -20,6 +20,8 @@ public sealed record RecipeFlags
     public string? OutDtype { get; init; }
     public string? Output { get; init; }
     public int? Rank { get; init; }
+    /// <summary><c>peft_double_scale: true</c> (PEFT's svd types' double LoRA scaling).</summary>
+    public bool PeftDoubleScale { get; init; }
 
     public string ToYaml()
     {
@@ -57,6 +59,7 @@ public sealed record RecipeFlags
         if (OutDtype is not null) y.Append("out_dtype: ").AppendLine(Quote(OutDtype));
         if (Output is not null) y.Append("output: ").AppendLine(Quote(Output));
         if (Rank is not null) y.Append("rank: ").AppendLine(Rank.Value.ToString(CultureInfo.InvariantCulture));
+        if (PeftDoubleScale) y.AppendLine("peft_double_scale: true");
         return y.ToString();
     }
 

@@ -11,7 +11,7 @@ namespace Amalgam.Merging.Recipes;
 /// </summary>
 internal static class RecipeParser
 {
-    static readonly string[] Fields = ["merge_method", "base_model", "models", "parameters", "dtype", "out_dtype", "random_seed", "out_shard_size", "output", "rank", "tokenizer_source"];
+    static readonly string[] Fields = ["merge_method", "base_model", "models", "parameters", "dtype", "out_dtype", "random_seed", "out_shard_size", "output", "rank", "peft_double_scale", "tokenizer_source"];
 
     static readonly Dictionary<string, string> Unsupported = new(StringComparer.Ordinal)
     {
@@ -40,24 +40,16 @@ internal static class RecipeParser
     {
         InvalidDataException Error(string field, string why) => new($"{source}: {field}: {why}");
 
-        YamlMappingNode root;
-        try
-        {
-            var stream = new YamlStream();
-            stream.Load(new StringReader(yaml));
-            root = stream.Documents.Count == 1 && stream.Documents[0].RootNode is YamlMappingNode m
-                ? m
-                : throw new InvalidDataException($"{source}: expected one YAML mapping (merge_method, models, ...)");
-        }
-        catch (YamlException e)
-        {
-            throw new InvalidDataException($"{source}: not valid YAML at line {e.Start.Line}: {CliLine(e.Message)}");
-        }
+        // Size, depth and aliases are bounded before the tree is built (Inputs.YamlInput).
+        var stream = Inputs.YamlInput.Load(yaml, source);
+        var root = stream.Documents.Count == 1 && stream.Documents[0].RootNode is YamlMappingNode top
+            ? top
+            : throw new InvalidDataException($"{source}: expected one YAML mapping (merge_method, models, ...)");
 
         var fields = new Dictionary<string, YamlNode>(StringComparer.Ordinal);
         foreach (var (k, v) in root.Children)
         {
-            string key = ((YamlScalarNode)k).Value ?? "";
+            string key = Key(k, "");
             if (Unsupported.TryGetValue(key, out var why)) throw Error(key, why);
             if (!Fields.Contains(key)) throw Error(key, $"unknown field (known: {string.Join(", ", Fields)})");
             fields[key] = v;
@@ -93,7 +85,7 @@ internal static class RecipeParser
                     path = "";
                     foreach (var (k, v) in m.Children)
                     {
-                        string key = ((YamlScalarNode)k).Value ?? "";
+                        string key = Key(k, at);
                         if (key == "model") path = FullPath(Text(v, $"{at}.model"));
                         else if (key == "parameters") ps = Settings(v, $"{at}.parameters");
                         else throw Error($"{at}.{key}", "unknown field (expected model, parameters)");
@@ -145,6 +137,18 @@ internal static class RecipeParser
             rank = r;
         }
 
+        bool doubleScale = false;
+        if (fields.TryGetValue("peft_double_scale", out var ds))
+        {
+            doubleScale = Text(ds, "peft_double_scale") switch
+            {
+                "true" => true,
+                "false" => false,
+                var other => throw Error("peft_double_scale", $"expected true or false, got '{other}'"),
+            };
+            if (output is not (null or MergeOutput.Adapter)) throw Error("peft_double_scale", "only used with output: adapter (PEFT's svd types)");
+        }
+
         if (fields.TryGetValue("tokenizer_source", out var tn) && Text(tn, "tokenizer_source") != "base")
             throw Error("tokenizer_source", "only 'base' is supported (the base model's tokenizer files are copied)");
 
@@ -161,6 +165,7 @@ internal static class RecipeParser
             OutShardSize = shard,
             Output = output,
             Rank = rank,
+            PeftDoubleScale = doubleScale,
             Source = source,
             Yaml = yaml,
         };
@@ -170,6 +175,15 @@ internal static class RecipeParser
     }
 
     static string CliLine(string message) => message.Split('\n')[0].Trim();
+
+    /// <summary>Mapping keys must be plain names (a list or mapping as a key is refused by line).</summary>
+    static string Key(YamlNode k, string at) => k is YamlScalarNode s
+        ? s.Value ?? ""
+        : throw new FieldError($"{(at.Length == 0 ? "" : at + ": ")}line {k.Start.Line}: a key is {(k is YamlSequenceNode ? "a list" : "a mapping")}; keys must be plain names");
+
+    /// <summary>Plain numbers must be finite: NaN or Infinity would silently poison every tensor they touch.</summary>
+    static double Finite(double d, string v, string at) =>
+        double.IsFinite(d) ? d : throw new FieldError($"{at}: {v} is not a finite number");
 
     static string FullPath(string path) => Path.GetFullPath(path);
 
@@ -186,7 +200,7 @@ internal static class RecipeParser
         var result = new Dictionary<string, ParameterSetting>(StringComparer.Ordinal);
         foreach (var (k, v) in map.Children)
         {
-            string name = ((YamlScalarNode)k).Value ?? "";
+            string name = Key(k, at);
             result[name] = Setting(v, $"{at}.{name}");
         }
         return result;
@@ -219,7 +233,7 @@ internal static class RecipeParser
         ParameterSetting? value = null;
         foreach (var (k, v) in m.Children)
         {
-            string key = ((YamlScalarNode)k).Value ?? "";
+            string key = Key(k, at);
             if (key == "filter") filter = v is YamlScalarNode { Value: { } f } ? f : throw new FieldError($"{at}.filter: expected a string");
             else if (key == "value")
             {
@@ -239,7 +253,7 @@ internal static class RecipeParser
         if (IsNull(s)) throw new FieldError($"{at}: expected a value, got null");
         if (v is "true" or "True" or "TRUE") return true;
         if (v is "false" or "False" or "FALSE") return false;
-        if (double.TryParse(v, NumberStyles.Float, CultureInfo.InvariantCulture, out double d)) return d;
+        if (double.TryParse(v, NumberStyles.Float, CultureInfo.InvariantCulture, out double d)) return Finite(d, v, at);
         return v;
     }
 

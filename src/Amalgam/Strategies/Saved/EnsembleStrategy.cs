@@ -1,0 +1,24 @@
+using System.Text.Json.Nodes;
+using Amalgam.Ensembling;
+using Amalgam.Predictors;
+
+namespace Amalgam.Strategies.Saved;
+
+/// <summary>Output ensembling of the pool's experts with fixed weights (uniform or fitted): every prompt runs as K rows.</summary>
+public sealed class EnsembleStrategy(IReadOnlyList<double> weights, EnsembleAggregation aggregation) : DeployableStrategy
+{
+    public override string Kind => StrategyKinds.Ensemble;
+    public IReadOnlyList<double> Weights => weights;
+    public EnsembleAggregation Aggregation => aggregation;
+
+    public override IPredictor Predictor(ExpertPool pool) => EnsemblePredictor.Weighted(pool.Model, weights, aggregation);
+
+    public override JsonObject Save(string dir, ExpertPool pool) => new()
+    {
+        ["weights"] = SavedParameters.PerExpert(pool.Names, weights),
+        ["aggregation"] = aggregation.ToString().ToLowerInvariant(),
+    };
+
+    public static EnsembleStrategy Load(SavedParameters p, ExpertPool pool) =>
+        new(p.PerExpert("weights", pool.Names), p.Enum<EnsembleAggregation>("aggregation"));
+}
