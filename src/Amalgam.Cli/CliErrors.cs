@@ -14,6 +14,7 @@ public static class CliErrors
     {
         try
         {
+            CliThreads.Apply(parse);
             return body(parse);
         }
         catch (Exception e)

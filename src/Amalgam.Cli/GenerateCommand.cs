@@ -3,22 +3,25 @@ using System.Text.Json;
 using Amalgam.Models;
 using Amalgam.Strategies.Saved;
 using Amalgam.Tokenizers;
+using Amalgam.Tokenizers.ChatTemplates;
 
 namespace Amalgam.Cli;
 
-/// <summary><c>amalgam generate</c>: greedy continuation of a prompt, with the model folder's tokenizer.</summary>
+/// <summary><c>amalgam generate</c>: greedy continuation of a prompt or of a chat rendered with the model's template.</summary>
 public static class GenerateCommand
 {
     public static Command Create()
     {
         var models = new ModelOptions();
-        var prompt = new Option<string>("--prompt") { Description = "Text to continue.", Required = true };
+        var prompt = new Option<string>("--prompt") { Description = "Text to continue (BOS added)." };
+        var chat = new Option<string>("--chat") { Description = "Instead of --prompt: a JSON list of {\"role\", \"content\"} messages, rendered with the model's chat template and its generation prompt." };
         var maxNew = new Option<int>("--max-new-tokens") { Description = "Most tokens to generate (stops earlier at end of sequence).", DefaultValueFactory = _ => 32 };
         var strategy = new Option<string?>("--strategy") { Description = "Answer with a saved strategy folder (amalgam study --export) instead of --model/--adapter." };
         var json = new Option<bool>("--json") { Description = "Print {\"prompt_ids\", \"ids\", \"text\"} instead of the text." };
         var command = new Command("generate", "Greedy decoding from a prompt (KV cache; stops at the end-of-sequence token).");
         models.AddTo(command);
         command.Options.Add(prompt);
+        command.Options.Add(chat);
         command.Options.Add(maxNew);
         command.Options.Add(strategy);
         command.Options.Add(json);
@@ -26,23 +29,24 @@ public static class GenerateCommand
         {
             int max = parse.GetValue(maxNew);
             if (max < 0) throw new ArgumentException($"--max-new-tokens: must be 0 or more, got {max}");
+            if ((parse.GetValue(prompt) is null) == (parse.GetValue(chat) is null)) throw new ArgumentException("give exactly one of --prompt and --chat");
             if (parse.GetValue(strategy) is { } strategyDir)
             {
                 if (parse.GetValue(models.Model) is not null || (parse.GetValue(models.Adapter) ?? []).Length > 0)
                     throw new ArgumentException("--strategy: give either a strategy or --model/--adapter, not both");
                 using var loaded = StrategyFolder.Load(strategyDir);
                 var pool = loaded.Pool;
-                var ids = Encode(pool.Tokenizer, parse.GetValue(prompt)!);
+                var ids = Encode(pool.Tokenizer, parse.GetValue(prompt), parse.GetValue(chat), pool.BasePath);
                 var answer = loaded.Predictor.Generate([ids], max, GenerationDefaults.StopTokens(pool.Tokenizer, pool.Model.Config), pool.PadId)[0];
                 Print(parse.GetValue(json), ids, answer, pool.Tokenizer);
                 return 0;
             }
             var tokenizer = TokenizerLoader.Load(models.ModelDir(parse));
+            var promptIds = Encode(tokenizer, parse.GetValue(prompt), parse.GetValue(chat), models.ModelDir(parse));
             var (model, adapters) = models.Load(parse);
             using var _ = model;
             try
             {
-                var promptIds = Encode(tokenizer, parse.GetValue(prompt)!);
                 var ids = GreedyDecoder.Generate(model, [promptIds], max, GenerationDefaults.StopTokens(tokenizer, model.Config),
                     GenerationDefaults.PadId(tokenizer, model.Config))[0];
                 Print(parse.GetValue(json), promptIds, ids, tokenizer);
@@ -56,10 +60,14 @@ public static class GenerateCommand
         return command;
     }
 
-    static List<long> Encode(ITextTokenizer tokenizer, string prompt)
+    /// <summary>The prompt's ids with BOS, or the chat rendered with the model's template (which writes BOS itself).</summary>
+    static List<long> Encode(ITextTokenizer tokenizer, string? prompt, string? chatFile, string modelDir)
     {
-        var ids = tokenizer.Encode(prompt, addBos: true).Select(i => (long)i).ToList();
-        return ids.Count > 0 ? ids : throw new ArgumentException("--prompt: encodes to no tokens");
+        var ids = (chatFile is null
+                ? tokenizer.Encode(prompt!, addBos: true)
+                : tokenizer.Encode(ChatTemplate.Load(modelDir).Render(ChatMessages.Read(chatFile), addGenerationPrompt: true), addBos: false))
+            .Select(i => (long)i).ToList();
+        return ids.Count > 0 ? ids : throw new ArgumentException(chatFile is null ? "--prompt: encodes to no tokens" : "--chat: renders to no tokens");
     }
 
     static void Print(bool json, IReadOnlyList<long> promptIds, IReadOnlyList<long> ids, ITextTokenizer tokenizer)

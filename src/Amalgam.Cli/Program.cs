@@ -1,10 +1,16 @@
 using System.CommandLine;
 using Amalgam.Cli;
+using Amalgam.Runtime;
+
+// Before anything can load libtorch: its OpenMP workers then sleep instead of spinning on shared cores.
+TorchThreads.PreferPassiveWaiting();
 
 var root = new RootCommand("Amalgam: combine LoRA experts that share one base model — ensemble, merge, route — and measure which to deploy.");
 root.Options.Add(CliErrors.Verbose);
+root.Options.Add(CliThreads.Threads);
 root.Subcommands.Add(LogitsCommand.Create());
 root.Subcommands.Add(GenerateCommand.Create());
+root.Subcommands.Add(TokenizeCommand.Create());
 root.Subcommands.Add(InspectCommand.Create());
 root.Subcommands.Add(MergeCommand.Create());
 root.Subcommands.Add(EvalCommand.Create());

@@ -43,15 +43,18 @@ public static class GreedyDecoder
         }
 
         using var _ = inference_mode();
-        using var cache = new KvCache(model.Config.NumHiddenLayers);
-        long[] stepIds = ids, stepMask = mask;
+        // the cache's buffers hold the prompt and every new token, allocated once
+        using var cache = new KvCache(model.Config.NumHiddenLayers, width + maxNewTokens);
+        using var stepOnes = ones(rows, 1, ScalarType.Int64);
+        long[] stepIds = ids;
         int stepWidth = width;
         for (int step = 0; step < maxNewTokens && !done.All(d => d); step++)
         {
             long[] next;
             using (var scope = NewDisposeScope())
             {
-                var input = new DecoderInput(tensor(stepIds, [rows, stepWidth]), tensor(stepMask, [rows, stepWidth]), cache, LastPositionOnly: true, Mixing: mixing);
+                var stepMask = step == 0 ? tensor(mask, [rows, width]) : stepOnes;
+                var input = new DecoderInput(tensor(stepIds, [rows, stepWidth]), stepMask, cache, LastPositionOnly: true, Mixing: mixing);
                 next = choose(model.forward(input).Logits.select(1, 0));
             }
             for (int p = 0; p < n; p++)
@@ -61,7 +64,6 @@ public static class GreedyDecoder
                 else outputs[p].Add(next[p]);
             }
             stepIds = Enumerable.Range(0, rows).Select(r => done[r / copies] ? padId : next[r / copies]).ToArray();
-            stepMask = Enumerable.Repeat(1L, rows).ToArray();
             stepWidth = 1;
         }
         return outputs;

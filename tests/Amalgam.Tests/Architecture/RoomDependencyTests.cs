@@ -9,10 +9,10 @@ namespace Amalgam.Tests.Architecture;
 /// </summary>
 public class RoomDependencyTests
 {
-    /// <summary>Lowest first (tensors → models → experts → methods → strategies → study → service); the suite builder is a client like the CLI.</summary>
+    /// <summary>Lowest first (the torch runtime settings → tensors → models → experts → methods → strategies → study → service); the suite builder is a client like the CLI.</summary>
     public static readonly string[] Order =
     [
-        "Inputs", "Tensors", "Tokenizers", "Models", "Experts", "Merging", "Mixing", "Ensembling", "Training", "Routing", "Selection", "Fitting",
+        "Runtime", "Inputs", "Tensors", "Tokenizers", "Models", "Experts", "Merging", "Mixing", "Ensembling", "Training", "Routing", "Selection", "Fitting",
         "Predictors", "Evaluation", "Strategies", "Study", "Serving", "Bundled",
     ];
 

@@ -9,11 +9,15 @@ public static class CliRunner
 
     public static Result Run(params string[] args) => RunIn(TestData.RepoRoot, null, args);
 
-    /// <summary>Runs in <paramref name="workingDirectory"/> with extra environment variables.</summary>
-    public static Result RunIn(string workingDirectory, IReadOnlyDictionary<string, string>? environment, params string[] args)
+    /// <summary>Runs with environment variables changed (a null value removes the variable).</summary>
+    public static Result RunWith(IReadOnlyDictionary<string, string?> environment, params string[] args) => RunIn(TestData.RepoRoot, environment, args);
+
+    /// <summary>Runs in <paramref name="workingDirectory"/> with environment variables changed (a null value removes the variable).</summary>
+    public static Result RunIn(string workingDirectory, IReadOnlyDictionary<string, string?>? environment, params string[] args)
     {
         var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = workingDirectory };
-        foreach (var (k, v) in environment ?? new Dictionary<string, string>()) start.Environment[k] = v;
+        foreach (var (name, value) in environment ?? new Dictionary<string, string?>())
+            if (value is null) start.Environment.Remove(name); else start.Environment[name] = value;
         start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "Amalgam.Cli.dll"));
         foreach (var a in args) start.ArgumentList.Add(a);
         using var p = Process.Start(start)!;

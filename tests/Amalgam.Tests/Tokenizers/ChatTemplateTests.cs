@@ -25,6 +25,7 @@ public class ChatTemplateTests
 
     [Theory]
     [InlineData("llama3")]
+    [InlineData("llama3_1")]
     [InlineData("llama3_2")]
     [InlineData("qwen2_5")]
     [InlineData("qwen3")]

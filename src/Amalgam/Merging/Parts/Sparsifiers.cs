@@ -13,15 +13,72 @@ public static class Sparsifiers
     /// <summary><c>int(d·n)</c> as Python computes it (double product, truncated).</summary>
     public static long KeepCount(double density, long numel) => (long)Math.Floor(density * numel);
 
-    /// <summary>Flat indices from highest to lowest rank (stable descending sort of |x|).</summary>
-    public static Tensor RankOrderDescending(Tensor delta) =>
-        delta.abs().reshape(-1).sort(dim: 0, descending: true, stable: true).Indices;
-
-    static Tensor MaskFromIndices(Tensor delta, Tensor indices)
+    /// <summary>
+    /// The 0/1 mask (bool, flat) of the <paramref name="k"/> highest-ranked entries of a flat magnitude tensor, in
+    /// linear time instead of a full sort: the k-th largest magnitude t by selection (<c>kthvalue</c>), every entry
+    /// above t, and of the entries equal to t the first ones in flat order until k are kept; which is exactly the
+    /// first k of the stable descending sort. NaN magnitudes (ranked first by the sort) take the sort path.
+    /// </summary>
+    public static Tensor TopRanked(Tensor magnitude, long k)
     {
-        var flat = zeros(delta.numel(), dtype: delta.dtype, device: delta.device);
-        if (indices.numel() > 0) flat.index_fill_(0, indices, 1.0);
-        return flat.reshape(delta.shape);
+        long n = magnitude.numel();
+        if (k <= 0) return zeros(n, dtype: ScalarType.Bool, device: magnitude.device);
+        if (k >= n) return ones(n, dtype: ScalarType.Bool, device: magnitude.device);
+        using var scope = NewDisposeScope();
+        var flat = magnitude.reshape(-1);
+        if (isnan(flat).any().item<bool>())
+        {
+            var order = flat.sort(dim: 0, descending: true, stable: true).Indices.narrow(0, 0, k);
+            return zeros(n, dtype: ScalarType.Bool, device: flat.device).index_fill_(0, order, true).MoveToOuterDisposeScope();
+        }
+        var t = KthLargest(flat, k);
+        var keep = flat > t;
+        long tiesNeeded = k - keep.sum().item<long>();
+        var equal = flat == t;
+        long ties = equal.sum().item<long>();
+        if (tiesNeeded == ties) return keep.logical_or_(equal).MoveToOuterDisposeScope();
+        // Some entries equal to t stay out: keep the lowest flat indices among them.
+        var rank = equal.cumsum(0, n <= int.MaxValue ? ScalarType.Int32 : ScalarType.Int64);
+        return keep.logical_or_(equal.logical_and_(rank.le_(tiesNeeded))).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>
+    /// The k-th largest value of a flat NaN-free tensor (a 0-d tensor), exactly. A strided sample brackets it between
+    /// two of its own values, two counting passes check the bracket, and <c>kthvalue</c> then runs only on the few
+    /// entries inside it; a missed bracket (an adversarial layout) falls back to <c>kthvalue</c> on everything.
+    /// This keeps the temporaries to bool masks: <c>kthvalue</c> itself copies its input and allocates int64 indices
+    /// (12 bytes per float32 entry).
+    /// </summary>
+    internal static Tensor KthLargest(Tensor flat, long k)
+    {
+        long n = flat.numel();
+        const long SampleSize = 1 << 16;
+        using var scope = NewDisposeScope();
+        if (n > 16 * SampleSize)
+        {
+            long step = n / SampleSize;
+            var sample = flat.slice(0, 0, n, step).contiguous();
+            long m = sample.numel();
+            // expected sample rank of the k-th largest, widened by 6 standard deviations of a binomial count
+            double p = (double)k / n;
+            double margin = 6 * Math.Sqrt(m * p * (1 - p)) + 8;
+            long hiRank = (long)Math.Floor(p * m - margin);   // sample rank (from the top) above the target
+            long loRank = (long)Math.Ceiling(p * m + margin); // below it
+            Tensor? hi = hiRank >= 1 ? sample.kthvalue(m - hiRank + 1, 0).values : null;
+            Tensor? lo = loRank <= m ? sample.kthvalue(m - loRank + 1, 0).values : null;
+            long above = hi is null ? 0 : flat.gt(hi).sum().item<long>();
+            long atLeast = lo is null ? n : flat.ge(lo).sum().item<long>();
+            if (above < k && k <= atLeast)
+            {
+                var inside = lo is null && hi is null ? flat
+                    : lo is null ? flat.masked_select(flat.le(hi!))
+                    : hi is null ? flat.masked_select(flat.ge(lo))
+                    : flat.masked_select(flat.ge(lo).logical_and_(flat.le(hi)));
+                long r = k - above; // rank from the top inside the bracket
+                return inside.kthvalue(inside.numel() - r + 1, 0).values.MoveToOuterDisposeScope();
+            }
+        }
+        return flat.kthvalue(n - k + 1, 0).values.MoveToOuterDisposeScope(); // the (n−k+1)-th smallest
     }
 
     /// <summary>Magnitude top-k: keeps exactly <c>int(d·numel)</c> entries (all when d ≥ 1).</summary>
@@ -29,7 +86,10 @@ public static class Sparsifiers
     {
         if (density >= 1) return ones_like(delta);
         long k = Math.Max(0, KeepCount(density, delta.numel()));
-        return MaskFromIndices(delta, RankOrderDescending(delta).narrow(0, 0, k));
+        using var magnitude = delta.abs();
+        using var keep = TopRanked(magnitude, k);
+        using var mask = keep.to(delta.dtype);
+        return mask.reshape(delta.shape);
     }
 
     /// <summary>
@@ -45,7 +105,13 @@ public static class Sparsifiers
         long top = Math.Max(0, (long)Math.Floor(gamma * n));
         long bottom = n - target - top;
         if (bottom < 0) { top += bottom; }
-        return MaskFromIndices(delta, RankOrderDescending(delta).narrow(0, top, target));
+        // ranks [top, top + target): the top (top + target) without the top (top)
+        using var magnitude = delta.abs();
+        using var upTo = TopRanked(magnitude, top + target);
+        using var outliers = TopRanked(magnitude, top);
+        using var window = upTo.logical_and(outliers.logical_not_());
+        using var mask = window.to(delta.dtype);
+        return mask.reshape(delta.shape);
     }
 
     /// <summary>DARE: Bernoulli(d) keep-mask drawn from <paramref name="generator"/>.</summary>

