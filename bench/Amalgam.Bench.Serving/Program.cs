@@ -4,7 +4,7 @@
 // through the `adapters` field. Every request generates exactly 16 tokens (ignore_eos), so all do the same work. The scenarios of one concurrency run interleaved, round by round, so their ratios
 // to the base are measured side by side under the same machine load; then a soak with a small queue, where every
 // request must be answered (200) or refused cleanly (429) and live tensors and memory must not grow.
-// Run from the repo root: dotnet run --project bench/Amalgam.Bench.Serving -c Release [-- --quick] [--soak SECONDS]
+// Run from the repo root: dotnet run --project bench/Amalgam.Bench.Serving -c Release [-- --quick] [--soak SECONDS] [--soak-only]
 using System.Diagnostics;
 using System.Net;
 using System.Text;
@@ -82,6 +82,7 @@ static double Percentile(List<double> xs, double p)
 }
 
 string[] scenarios = ["base", "one-adapter", "mixed", "mix-of-2"];
+if (args.Contains("--soak-only")) concurrencies = [];
 await Run("mixed", 8, 16);   // warm-up: JIT, allocator, the library's first gathers
 Console.WriteLine();
 Console.WriteLine("| concurrency | traffic | requests | req/s | tokens/s | p50 latency (s) | p99 latency (s) | tokens/s ÷ base |");
@@ -104,7 +105,8 @@ foreach (int c in concurrencies)
 }
 Console.WriteLine($"load average after the sweep: {File.ReadAllText("/proc/loadavg").Trim()}");
 
-// Soak: 48 clients against a queue of 8 with batches of 16, mixed traffic, for soakSeconds.
+// Soak: 48 clients against a queue of 8 with batches of 16, mixed traffic, for soakSeconds. Live tensors are
+// counted with the soak server idle, before and after; resident memory after 10 s of soak and at the end.
 await using var small = await AmalgamServer.StartAsync(new ServeOptions(suite.BasePath)
 {
     Adapters = experts.Select(e => (e.Name, e.Dir)).ToList(),
@@ -113,9 +115,11 @@ await using var small = await AmalgamServer.StartAsync(new ServeOptions(suite.Ba
 });
 using var soakHttp = new HttpClient { BaseAddress = small.Address, Timeout = TimeSpan.FromMinutes(5) };
 long Live() { GC.Collect(); GC.WaitForPendingFinalizers(); return TorchSharp.torch.Tensor.TotalCount; }
+(await soakHttp.PostAsync("v1/completions", new StringContent(Body("mix-of-2", 0), Encoding.UTF8, "application/json"))).EnsureSuccessStatusCode();
+await Task.Delay(200);
+long tensorsBefore = Live(), rssBefore = 0;
 var statuses = new Dictionary<HttpStatusCode, int>();
 var soakClock = Stopwatch.StartNew();
-long tensorsBefore = 0, rssBefore = 0;
 bool measured = false;
 await Task.WhenAll(Enumerable.Range(0, 48).Select(async client =>
 {
@@ -130,7 +134,7 @@ await Task.WhenAll(Enumerable.Range(0, 48).Select(async client =>
             using var response = await soakHttp.PostAsync("v1/completions", new StringContent(body, Encoding.UTF8, "application/json"));
             await response.Content.ReadAsStringAsync();
             status = response.StatusCode;
-            if (status == HttpStatusCode.TooManyRequests) await Task.Delay(50);
+            if (status == HttpStatusCode.TooManyRequests) await Task.Delay(200);
         }
         catch (HttpRequestException) { status = 0; }
         lock (statuses)
@@ -144,14 +148,15 @@ await Task.WhenAll(Enumerable.Range(0, 48).Select(async client =>
         }
     }
 }));
-await Task.Delay(500);
-tensorsBefore = Live();
 long rssAfter = Process.GetCurrentProcess().WorkingSet64;
+await Task.Delay(500);
+long tensorsAfter = Live();
 Console.WriteLine();
 Console.WriteLine($"soak: {soakSeconds} s, 48 clients, max batch 16, queue 8: " + string.Join(", ", statuses.OrderBy(s => s.Key).Select(s => $"{(int)s.Key}: {s.Value}")));
-Console.WriteLine($"soak: resident memory {rssBefore >> 20} MB after warm-up, {rssAfter >> 20} MB at the end; live tensors after the soak {tensorsBefore}");
+Console.WriteLine($"soak: resident memory {rssBefore >> 20} MB after 10 s, {rssAfter >> 20} MB at the end; live tensors (idle) {tensorsBefore} before, {tensorsAfter} after");
 var after = await Send(Body("mixed", 1));
 Console.WriteLine($"after the soak the first server still answers: {(int)after.Status}");
-if (statuses.Keys.Any(s => s is not (HttpStatusCode.OK or HttpStatusCode.TooManyRequests))) { Console.WriteLine("soak: FAILED (answers other than 200 and 429)"); return 1; }
 Console.WriteLine($"load average at the end: {File.ReadAllText("/proc/loadavg").Trim()}");
+if (statuses.Keys.Any(s => s is not (HttpStatusCode.OK or HttpStatusCode.TooManyRequests))) { Console.WriteLine("soak: FAILED (answers other than 200 and 429)"); return 1; }
+if (tensorsAfter != tensorsBefore) { Console.WriteLine("soak: FAILED (live tensors changed)"); return 1; }
 return 0;

@@ -28,12 +28,14 @@ public sealed partial class KvCache
         using var scope = NewDisposeScope();
         long length = Math.Max(first.Length, second.Length);
         var parts = new[] { first, second }.Where(c => c.mask is not null).ToArray();
-        result.mask = cat(parts.Select(c => LeftPad(c.mask!, length - c.Length, 1)).ToArray(), 0).DetachFromDisposeScope();
+        result.mask = cat(parts.Select(c => LeftPad(c.Mask!, length - c.Length, 1)).ToArray(), 0).DetachFromDisposeScope();
+        result.length = length;
         for (int layer = 0; layer < result.Layers; layer++)
         {
             if (parts.Any(c => c.keys[layer] is null)) continue;
-            result.keys[layer] = cat(parts.Select(c => LeftPad(c.keys[layer]!, length - c.Length, 2)).ToArray(), 0).DetachFromDisposeScope();
-            result.values[layer] = cat(parts.Select(c => LeftPad(c.values[layer]!, length - c.Length, 2)).ToArray(), 0).DetachFromDisposeScope();
+            result.keys[layer] = cat(parts.Select(c => LeftPad(c.Keys(layer), length - c.Length, 2)).ToArray(), 0).DetachFromDisposeScope();
+            result.values[layer] = cat(parts.Select(c => LeftPad(c.Values(layer), length - c.Length, 2)).ToArray(), 0).DetachFromDisposeScope();
+            result.filled[layer] = length;
         }
         return result;
     }
@@ -48,23 +50,29 @@ public sealed partial class KvCache
         if (mask is null || rows.Count == 0) return result;
         using var scope = NewDisposeScope();
         var index = tensor(rows.ToArray(), ScalarType.Int64, mask.device);
-        var kept = mask.index_select(0, index);
+        var kept = Mask!.index_select(0, index);
         var used = kept.sum(0L).cpu().data<long>().ToArray();
         long start = Array.FindIndex(used, u => u != 0);
         if (start < 0) start = used.Length;
         long length = Length - start;
         result.mask = kept.narrow(1, start, length).contiguous().DetachFromDisposeScope();
+        result.length = length;
         for (int layer = 0; layer < Layers; layer++)
         {
             if (keys[layer] is null) continue;
-            result.keys[layer] = keys[layer]!.index_select(0, index).narrow(2, start, length).contiguous().DetachFromDisposeScope();
-            result.values[layer] = values[layer]!.index_select(0, index).narrow(2, start, length).contiguous().DetachFromDisposeScope();
+            result.keys[layer] = Keys(layer).index_select(0, index).narrow(2, start, length).contiguous().DetachFromDisposeScope();
+            result.values[layer] = Values(layer).index_select(0, index).narrow(2, start, length).contiguous().DetachFromDisposeScope();
+            result.filled[layer] = length;
         }
         return result;
     }
 
     /// <summary>Bytes held by the cache's tensors.</summary>
     public long Bytes => keys.Concat(values).Sum(t => t is null ? 0 : t.numel() * t.element_size()) + (mask is null ? 0 : mask.numel() * mask.element_size());
+
+    // The filled part of a layer's buffers (which hold capacity positions).
+    Tensor Keys(int layer) => keys[layer]!.narrow(2, 0, filled[layer]);
+    Tensor Values(int layer) => values[layer]!.narrow(2, 0, filled[layer]);
 
     // Zeros (mask 0 for a mask) in front of dimension `dim`.
     static Tensor LeftPad(Tensor t, long count, int dim)

@@ -45,6 +45,8 @@ public sealed class AmalgamServer : IAsyncDisposable
 
     public static async Task<AmalgamServer> StartAsync(ServeOptions o, Action<string>? progress = null)
     {
+        if (o.Strategies.Count > 0)
+            throw new NotSupportedException($"--strategy: serving saved strategy folders is not wired into the engine yet; serve the strategy's experts with --adapter (a merged model with --model) and mix them with the 'adapters' field");
         progress?.Invoke($"loading {o.ModelDir}");
         var tokenizer = TokenizerLoader.Load(o.ModelDir);
         var model = CheckpointLoader.Load(o.ModelDir);
@@ -61,8 +63,6 @@ public sealed class AmalgamServer : IAsyncDisposable
                 adapters[name] = LoraAdapter.Load(dir, model);
                 catalog.AddAdapter(name, dir);
             }
-            if (o.Strategies.Count > 0)
-                throw new NotSupportedException($"--strategy: saved strategy folders cannot be served yet (no strategy-folder loader in this build); serve its experts with --adapter and mix them with the 'adapters' field");
             var metrics = new ServingMetrics();
             engine = new ServingEngine(model, adapters, GenerationDefaults.StopTokens(tokenizer, model.Config), GenerationDefaults.PadId(tokenizer, model.Config), o.Engine, metrics);
             adapters.Clear();   // the engine owns them now

@@ -147,6 +147,18 @@ public sealed class ServingRefusalTests(ServingFixture f)
             Assert.Contains(name, text);
     }
 
+    [Fact]
+    public void ServeRefusesBadOptionsInOneLine()
+    {
+        foreach (var args in new[] { new[] { "--strategy", "s=/tmp" }, ["--port", "70000"], ["--adapter", "a=/nonexistent/adapter"], ["--max-batch", "0"] })
+        {
+            var r = Amalgam.Tests.Cli.CliRunner.Run(["serve", "--model", ServingFixture.BaseDir, .. args]);
+            Assert.Equal(1, r.ExitCode);
+            var error = Assert.Single(r.Stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries), l => l.StartsWith("amalgam: error: "));
+            Assert.Contains(args[0] == "--adapter" ? "/nonexistent/adapter" : args[0], error);
+        }
+    }
+
     static double Metric(string text, string name) =>
         text.Split('\n').Where(l => l.StartsWith(name + " ")).Select(l => double.Parse(l[(name.Length + 1)..], System.Globalization.CultureInfo.InvariantCulture)).Single();
 }

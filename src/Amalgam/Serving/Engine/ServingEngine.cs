@@ -207,6 +207,14 @@ public sealed class ServingEngine : IDisposable
         cache = next;
         rows = survivors;
         rowWeightsStale = true;
+        if (rows.Count == 0)
+        {
+            // An idle engine holds no per-batch tensors.
+            rowMixing?.Dispose();
+            rowMixing = null;
+            rowWeights?.Dispose();
+            rowWeights = null;
+        }
     }
 
     // The library holds every loaded adapter; one being unloaded stays until no running request reads it.
