@@ -20,11 +20,20 @@ public static class CliErrors
         catch (Exception e)
         {
             var cause = e is TypeInitializationException { InnerException: { } inner } ? inner : e;
-            Console.Error.WriteLine($"amalgam: error: {OneLine(cause.Message)}");
+            Console.Error.WriteLine($"amalgam: error: {Escaped(cause.Message)}");
             if (parse.GetValue(Verbose)) Console.Error.WriteLine(e);
             return 1;
         }
     };
+
+    /// <summary>The first line of a message, with control characters from file names and tensor names escaped.</summary>
+    public static string Escaped(string message) => Inputs.Names.Escape(OneLine(message));
+
+    /// <summary>Counts must be at least 1: refused while parsing, naming the option.</summary>
+    public static void Positive(Option<int?> option) => option.Validators.Add(r =>
+    {
+        if (r.GetValueOrDefault<int?>() is int n && n < 1) r.AddError($"{option.Name}: must be at least 1, got {n}");
+    });
 
     public static string OneLine(string message)
     {

@@ -25,6 +25,7 @@ public static class EvalCommand
         var strategy = new Option<string?>("--strategy") { Description = "A saved strategy folder (amalgam study --export, or --save of route, fit, select, ensemble) to score instead of --model/--adapter." };
         var output = new Option<string?>("--out") { Description = "Write {\"scores\": {task: score}, ...} to this JSON file." };
         var command = new Command("eval", "Score a model on a suite: exact match after greedy decoding, or option accuracy.");
+        CliErrors.Positive(limit);
         foreach (var o in new Option[] { suiteDir, model, adapters, tasks, split, limit, strategy, output }) command.Options.Add(o);
         command.SetAction(CliErrors.Guard(parse =>
         {

@@ -1,5 +1,6 @@
 using System.CommandLine;
 using Amalgam.Experts;
+using Amalgam.Inputs;
 using Amalgam.Models;
 using Amalgam.Tensors;
 using Spectre.Console;
@@ -22,18 +23,18 @@ public static class InspectCommand
             {
                 using var file = SafeTensorsFile.Open(p);
                 if (file.Metadata.Count > 0)
-                    console.WriteLine("metadata: " + string.Join(", ", file.Metadata.Select(m => $"{m.Key}={m.Value}")));
+                    console.WriteLine("metadata: " + string.Join(", ", file.Metadata.Select(m => $"{Names.Escape(m.Key)}={Names.Escape(m.Value)}")));
                 console.Write(TensorTable(file.Tensors));
             }
             else if (Directory.Exists(p) && File.Exists(Path.Combine(p, LoraAdapter.ConfigFile)))
             {
                 using var adapter = LoraAdapter.Load(p);
                 var c = adapter.Config;
-                console.WriteLine($"PEFT LoRA adapter: r={c.R} lora_alpha={c.LoraAlpha} use_rslora={c.UseRslora} use_dora={c.UseDora} target_modules={c.TargetModules} base={c.BaseModelNameOrPath}" +
-                                  (adapter.SavedTensors.Count > 0 ? $" modules_to_save: {string.Join(", ", adapter.SavedTensors.Keys)}" : ""));
+                console.WriteLine($"PEFT LoRA adapter: r={c.R} lora_alpha={c.LoraAlpha} use_rslora={c.UseRslora} use_dora={c.UseDora} target_modules={Names.Escape(c.TargetModules.ToString())} base={Names.Escape(c.BaseModelNameOrPath)}" +
+                                  (adapter.SavedTensors.Count > 0 ? $" modules_to_save: {Names.Escape(string.Join(", ", adapter.SavedTensors.Keys))}" : ""));
                 var modules = new Table().AddColumns("module", "rank", "alpha", "scale");
                 foreach (var (module, d) in adapter.Deltas)
-                    modules.AddRow(Markup.Escape(module), d.Rank.ToString(), LoraTargets.Alpha(c, module).ToString("G6"), d.Scale.ToString("G6"));
+                    modules.AddRow(Markup.Escape(Names.Escape(module)), d.Rank.ToString(), LoraTargets.Alpha(c, module).ToString("G6"), d.Scale.ToString("G6"));
                 console.Write(modules);
                 using var file = SafeTensorsFile.Open(Path.Combine(p, LoraAdapter.WeightsFile));
                 console.Write(TensorTable(file.Tensors));
@@ -54,17 +55,23 @@ public static class InspectCommand
         return command;
     }
 
+    /// <summary>Rows shown in the table: a rendered table costs far more per row than the header did (a million rows took minutes).</summary>
+    public const int MaxRows = 2000;
+
     static Table TensorTable(IEnumerable<TensorInfo> tensors)
     {
         var table = new Table().AddColumns("tensor", "dtype", "shape", "bytes");
         long total = 0, elements = 0;
+        int count = 0;
         foreach (var t in tensors.OrderBy(t => t.Name, StringComparer.Ordinal))
         {
-            table.AddRow(Markup.Escape(t.Name), t.DType.ToString(), Markup.Escape($"[{string.Join(", ", t.Shape)}]"), (t.End - t.Begin).ToString("N0"));
+            if (count++ < MaxRows)
+                table.AddRow(Markup.Escape(Names.Escape(t.Name)), t.DType.ToString(), Markup.Escape($"[{string.Join(", ", t.Shape)}]"), (t.End - t.Begin).ToString("N0"));
             total += t.End - t.Begin;
             elements += t.NumElements;
         }
-        table.Caption(Markup.Escape($"{table.Rows.Count} tensors, {elements:N0} parameters, {total:N0} bytes"));
+        string more = count > MaxRows ? $" (the first {MaxRows:N0} shown)" : "";
+        table.Caption(Markup.Escape($"{count:N0} tensors{more}, {elements:N0} parameters, {total:N0} bytes"));
         return table;
     }
 }

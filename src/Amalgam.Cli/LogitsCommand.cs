@@ -26,6 +26,10 @@ public static class LogitsCommand
                     if (t < 0 || t >= model.Config.VocabSize) throw new ArgumentException($"--ids: token {t} is outside the vocabulary [0, {model.Config.VocabSize})");
                 using var logits = model.Logits(tokens);
                 var rows = Enumerable.Range(0, (int)logits.shape[0]).Select(i => logits[i].data<float>().ToArray()).ToList();
+                // JSON has no NaN or Infinity: say where the first one is instead of printing half an object.
+                for (int p = 0; p < rows.Count; p++)
+                    if (Array.FindIndex(rows[p], v => !float.IsFinite(v)) is var j and >= 0)
+                        throw new InvalidDataException($"logits: position {p}, token {j} is {rows[p][j]}; the model (or an adapter) produced non-finite values and nothing was printed");
                 using var stdout = Console.OpenStandardOutput();
                 using var json = new Utf8JsonWriter(stdout);
                 json.WriteStartObject();

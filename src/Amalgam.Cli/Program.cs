@@ -20,4 +20,13 @@ root.Subcommands.Add(EnsembleCommand.Create());
 root.Subcommands.Add(RouteCommand.Create());
 root.Subcommands.Add(FitCommand.Create());
 root.Subcommands.Add(SelectCommand.Create());
-return root.Parse(args).Invoke();
+root.Subcommands.Add(ServeCommand.Create());
+var parsed = root.Parse(args);
+// Option and argument errors follow the same one-line contract as every other error (the help action, when asked
+// for, wins over them as before).
+if (parsed.Errors.Count > 0 && parsed.Action is not System.CommandLine.Help.HelpAction)
+{
+    Console.Error.WriteLine($"amalgam: error: {CliErrors.Escaped(parsed.Errors[0].Message)}");
+    return 1;
+}
+return parsed.Invoke();

@@ -49,6 +49,7 @@ public static class RouteCommand
             if (parse.GetValue(save) is { } dir)
             {
                 // The same routers the run trains (same data, seed and settings), saved for reuse.
+                Tensors.OutputGuard.Check(dir, [parse.GetValue(run.Suite)]);
                 using var suite = ExpertSuite.Load(parse.GetValue(run.Suite)!);
                 using var context = new StrategyContext(suite, parse.GetValue(run.Quick) ? StrategyOptions.Quick with { Seed = parse.GetValue(run.Seed) } : new StrategyOptions(Seed: parse.GetValue(run.Seed)));
                 context.Learned.Save(Path.Combine(dir, "learned"));

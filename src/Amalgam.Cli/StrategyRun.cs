@@ -20,6 +20,7 @@ public sealed class StrategyRun(string verb)
 
     public void AddTo(Command command)
     {
+        CliErrors.Positive(Limit);
         foreach (var o in new Option[] { Suite, Out, Seed, Limit, Quick, Save }) command.Options.Add(o);
     }
 

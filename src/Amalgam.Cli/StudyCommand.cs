@@ -34,6 +34,7 @@ public static class StudyCommand
             var options = parse.GetValue(quick)
                 ? StudyOptions.Quick(suite, names, s)
                 : new StudyOptions(suite, names, Fitting: new StrategyOptions(Seed: s));
+            Tensors.OutputGuard.Check(output, [suite]); // before minutes of work, not after
             int n = parse.GetValue(limit);
             if (n < 0) throw new ArgumentException($"--limit: must be ≥ 0 (0 = all), got {n}");
             if (!parse.GetValue(quick)) options = options with { TestLimit = n == 0 ? null : n };

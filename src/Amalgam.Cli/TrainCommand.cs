@@ -57,6 +57,7 @@ public static class TrainCommand
             var suite = Suite.Load(parse.GetValue(suiteDir)!);
             var t = suite.Task(parse.GetValue(task)!);
             string modelDir = parse.GetValue(baseDir) ?? suite.BasePath;
+            Tensors.OutputGuard.Check(parse.GetValue(output)!, [suite.Directory, modelDir]);
             var tokenizer = TokenizerLoader.Load(modelDir);
             using var model = CheckpointLoader.Load(modelDir);
             string targetJson = parse.GetValue(targets) == LoraTargets.AllLinear
@@ -67,8 +68,7 @@ public static class TrainCommand
             var run = ProgressDisplay.Run(p => LoraTrainer.Train(model, config, t.Name, data, options, tokenizer.PadId ?? 0, p.Training(t.Name, options.Steps)));
             using var adapter = run.Adapter;
             string outDir = parse.GetValue(output)!;
-            adapter.Save(outDir);
-            TrainingLogFile.Write(Path.Combine(outDir, TrainingLogFile.Name), run.Log);
+            adapter.Save(outDir, staging => TrainingLogFile.Write(Path.Combine(staging, TrainingLogFile.Name), run.Log));
             Console.WriteLine($"wrote {outDir}: loss {run.Log[0].Loss:F4} → {run.Log[^1].Loss:F4} over {run.Log.Count} steps");
             return 0;
         }));
@@ -92,6 +92,7 @@ public static class TrainCommand
         {
             string file = parse.GetValue(corpus)!;
             if (!File.Exists(file)) throw new FileNotFoundException($"{file}: no such corpus file");
+            Tensors.OutputGuard.Check(parse.GetValue(output)!, [file]);
             var texts = File.ReadAllLines(file).Where(l => l.Length > 0).Select(l => l.Replace("\\n", "\n")).ToList();
             if (texts.Count == 0) throw new InvalidDataException($"{file}: no non-empty lines");
             var tokenizer = AmalgamTokenizer.CreateCharLevel(texts);

@@ -78,6 +78,8 @@ public sealed class LoraAdapter : IDisposable
             foreach (var info in file.Tensors.OrderBy(t => t.Name, StringComparer.Ordinal))
             {
                 var (module, part) = ParseKey(weights, info.Name, config);
+                if (info.DType is not (DType.F32 or DType.F16 or DType.BF16))
+                    throw new InvalidDataException($"{weights}: tensor '{Inputs.Names.Escape(info.Name)}': dtype {info.DType} is not a floating-point type; LoRA factors are F32, F16 or BF16");
                 var t = file.Load(info.Name);
                 if (t.dtype == ScalarType.Float16) { var wide = t.to(ScalarType.Float32); t.Dispose(); t = wide; }
                 if (part == "M") { magnitudes[module] = t; continue; }
@@ -91,8 +93,12 @@ public sealed class LoraAdapter : IDisposable
                 factors[module] = part == "A" ? (t, pair.B) : (pair.A, t);
             }
             foreach (var (module, pair) in factors)
+            {
                 if (pair.A is null || pair.B is null)
                     throw new InvalidDataException($"{weights}: module '{module}' has lora_{(pair.A is null ? "A" : "B")} missing");
+                if (pair.A.dtype != pair.B.dtype)
+                    throw new InvalidDataException($"{weights}: module '{Inputs.Names.Escape(module)}': lora_A is {pair.A.dtype} but lora_B is {pair.B.dtype}; both factors must have one dtype");
+            }
             CheckDora(weights, config, factors.Keys, magnitudes);
             foreach (var entry in config.SavedModules)
                 if (!savedModules.Keys.Any(k => MatchesSaved(entry, k[..k.LastIndexOf('.')])))
@@ -280,7 +286,9 @@ public sealed class LoraAdapter : IDisposable
     }
 
     /// <summary>Writes a PEFT adapter folder; the folder appears complete or not at all.</summary>
-    public void Save(string dir)
+    /// <param name="dir">the adapter folder (replaced only when complete)</param>
+    /// <param name="extraFiles">writes further files (a training log, a README) into the staging folder</param>
+    public void Save(string dir, Action<string>? extraFiles = null)
     {
         var tensors = new SortedDictionary<string, Tensor>(StringComparer.Ordinal);
         foreach (var (module, d) in deltas)
@@ -294,6 +302,7 @@ public sealed class LoraAdapter : IDisposable
         {
             File.WriteAllText(Path.Combine(staging, ConfigFile), Config.ToJson());
             SafeTensorsWriter.Save(Path.Combine(staging, WeightsFile), tensors, new Dictionary<string, string> { ["format"] = "pt" });
+            extraFiles?.Invoke(staging);
         });
     }
 

@@ -116,7 +116,17 @@ public sealed class LoraConfig
             throw Invalid("target_modules", "missing; expected a list of module names, a regex string or \"all-linear\"");
         if (TargetModules.Value.ValueKind == JsonValueKind.Array && TargetModules.Value.EnumerateArray().Any(e => e.ValueKind != JsonValueKind.String))
             throw Invalid("target_modules", "list entries must be strings");
+        if (ExcludeModules is { ValueKind: not (JsonValueKind.Null or JsonValueKind.String) } exm
+            && !(exm.ValueKind == JsonValueKind.Array && exm.EnumerateArray().All(e => e.ValueKind == JsonValueKind.String)))
+            throw Invalid("exclude_modules", "expected a regex string or a list of module names");
         foreach (var (pattern, rank) in RankPattern ?? [])
             if (rank <= 0) throw Invalid($"rank_pattern.{pattern}", $"must be a positive integer, got {rank}");
+        // Regexes are checked here, once, so a bad one names this file and field rather than failing mid-forward.
+        var patterns = (RankPattern ?? []).Keys.Select(k => ("rank_pattern", k)).Concat((AlphaPattern ?? []).Keys.Select(k => ("alpha_pattern", k)));
+        if (TargetModules.Value.ValueKind == JsonValueKind.String && TargetModules.Value.GetString() != LoraTargets.AllLinear)
+            patterns = patterns.Append(("target_modules", TargetModules.Value.GetString()!));
+        if (ExcludeModules is { ValueKind: JsonValueKind.String } ex) patterns = patterns.Append(("exclude_modules", ex.GetString()!));
+        foreach (var (field, pattern) in patterns)
+            if (LoraTargets.PatternError(field, pattern) is { } why) throw Invalid(field, why);
     }
 }

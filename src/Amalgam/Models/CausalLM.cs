@@ -65,6 +65,7 @@ public sealed class CausalLM : nn.Module<DecoderInput, DecoderOutput>
         var stepMask = input.AttentionMask?.to(ScalarType.Int64) ?? ones(b, t, ScalarType.Int64);
         var mask = input.Cache?.AppendMask(stepMask) ?? stepMask;
         long all = mask.shape[1], past = all - t;
+        Config.CheckSequenceLength((int)Math.Min(all, int.MaxValue));
 
         // Real tokens are numbered 0, 1, ... whatever the padding side; padding positions are clamped to 0.
         var positions = (mask.cumsum(1) - 1).clamp_min(0).narrow(1, past, t);

@@ -101,8 +101,15 @@ public sealed partial class DecoderConfig
         if (ModelType is not null && ModelType != SupportedArchitectures[Architecture])
             throw Error("model_type", $"'{ModelType}' does not match architecture {Architecture} (expected '{SupportedArchitectures[Architecture]}')");
         foreach (var (field, value) in new[] { ("vocab_size", VocabSize), ("hidden_size", HiddenSize), ("intermediate_size", IntermediateSize),
-                     ("num_hidden_layers", NumHiddenLayers), ("num_attention_heads", NumAttentionHeads), ("num_key_value_heads", KeyValueHeads), ("head_dim", HeadDim) })
+                     ("num_hidden_layers", NumHiddenLayers), ("num_attention_heads", NumAttentionHeads), ("num_key_value_heads", KeyValueHeads),
+                     ("max_position_embeddings", MaxPositionEmbeddings) })
             if (value <= 0) throw Error(field, $"must be a positive integer, got {value}");
+        if (HeadDim <= 0) throw Error("head_dim", $"must be a positive integer, got {HeadDim}"); // after the heads: it may be hidden_size / heads
+        foreach (var (field, id) in new[] { ("bos_token_id", BosTokenId), ("eos_token_id", EosTokenId), ("pad_token_id", PadTokenId) })
+            if (id is { ValueKind: not JsonValueKind.Null } e && !(e.ValueKind == JsonValueKind.Number ? e.TryGetInt32(out _)
+                    : e.ValueKind == JsonValueKind.Array && e.EnumerateArray().All(x => x.ValueKind == JsonValueKind.Number && x.TryGetInt32(out _))))
+                throw Error(field, $"expected an integer token id or a list of them, got {(e.GetRawText() is var raw && raw.Length > 40 ? raw[..40] + "…" : raw)}");
+        CheckSizes();
         if (HeadDimField is null && !IsGemma && Arch != "Qwen3ForCausalLM" && HiddenSize % NumAttentionHeads != 0)
             throw Error("num_attention_heads", $"hidden_size {HiddenSize} is not divisible by {NumAttentionHeads} heads and no head_dim is given");
         if (HeadDim % 2 != 0) throw Error("head_dim", $"rotary embeddings need an even head dimension, got {HeadDim}");
@@ -111,5 +118,45 @@ public sealed partial class DecoderConfig
         if (RmsNormEps <= 0) throw Error("rms_norm_eps", $"must be positive, got {RmsNormEps}");
         if (RopeTheta <= 0) throw Error("rope_theta", $"must be positive, got {RopeTheta}");
         ValidateFamily();
+    }
+
+    /// <summary>The weights' element count, in 64-bit arithmetic (throws <see cref="OverflowException"/> past 2^63).</summary>
+    [JsonIgnore]
+    public long ParameterCount
+    {
+        get
+        {
+            checked
+            {
+                long h = HiddenSize, q = (long)NumAttentionHeads * HeadDim, kv = (long)KeyValueHeads * HeadDim;
+                long layer = h * q + 2 * h * kv + q * h + 3 * h * IntermediateSize + 2 * h;
+                return (long)VocabSize * h * (TieWordEmbeddings ? 1 : 2) + NumHiddenLayers * layer + h;
+            }
+        }
+    }
+
+    /// <summary>
+    /// Sizes are checked before anything is allocated: every projection's width must fit the 32-bit sizes the
+    /// layers use, and the weights (at torch_dtype) must fit in the memory this process may use.
+    /// </summary>
+    void CheckSizes()
+    {
+        foreach (var (field, value) in new[] { ("num_attention_heads", (long)NumAttentionHeads * HeadDim), ("num_key_value_heads", (long)KeyValueHeads * HeadDim) })
+            if (value > int.MaxValue) throw Error(field, $"{value:N0} = heads × head_dim overflows a 32-bit size");
+        long parameters;
+        try { parameters = ParameterCount; }
+        catch (OverflowException) { throw Error("hidden_size", "the weight count overflows a 64-bit integer"); }
+        int bytesPer = TorchDtype is "bfloat16" or "float16" ? 2 : 4;
+        double bytes = (double)parameters * bytesPer;
+        long available = GC.GetGCMemoryInfo().TotalAvailableMemoryBytes;
+        if (available > 0 && bytes > available)
+            throw Error("num_hidden_layers", $"{parameters:N0} weights need an estimated {bytes / (1L << 30):F1} GiB, more than the {available / (double)(1L << 30):F1} GiB of memory available");
+    }
+
+    /// <summary>Refuses a sequence longer than the model's context (max_position_embeddings), before the forward pass grows with it.</summary>
+    public void CheckSequenceLength(int totalLength)
+    {
+        if (totalLength > MaxPositionEmbeddings)
+            throw new ArgumentException($"{Source}: max_position_embeddings: a sequence of {totalLength} tokens is longer than the model's context of {MaxPositionEmbeddings} positions; shorten the prompt");
     }
 }

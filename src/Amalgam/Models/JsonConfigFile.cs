@@ -13,12 +13,16 @@ public static class JsonConfigFile
         T? value;
         try
         {
-            value = JsonSerializer.Deserialize<T>(File.ReadAllText(file));
+            value = JsonSerializer.Deserialize<T>(Inputs.InputFiles.ReadText(file));
         }
         catch (JsonException e)
         {
             string at = e.Path is null ? "" : $" at '{e.Path.TrimStart('$', '.')}'";
             throw new InvalidDataException($"{file}: invalid JSON or field type{at}: {e.Message.Split('\n')[0].Trim()}");
+        }
+        catch (InvalidOperationException e) // a lone UTF-16 surrogate in a string
+        {
+            throw new InvalidDataException($"{file}: invalid text in a string ({e.Message.Split('\n')[0].Trim()})");
         }
         return value ?? throw new InvalidDataException($"{file}: empty configuration");
     }

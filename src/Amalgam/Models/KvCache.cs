@@ -8,7 +8,7 @@ namespace Amalgam.Models;
 /// for <c>capacity</c> positions (doubled when outgrown): a step writes its new positions in place instead of
 /// concatenating, which copied the whole cache at every step. Owns its tensors: dispose it.
 /// </summary>
-public sealed class KvCache : IDisposable
+public sealed partial class KvCache : IDisposable
 {
     private readonly Tensor?[] keys;
     private readonly Tensor?[] values;

@@ -3,12 +3,15 @@ namespace Amalgam.Study;
 /// <summary>Everything a study leaves in its output folder.</summary>
 public static class StudyOutputs
 {
-    /// <summary>results.json (validated first), frontier.png, per_task.png and report.md, each written atomically.</summary>
-    public static void Write(StudyResults results, string outDir)
-    {
-        Directory.CreateDirectory(outDir);
-        StudyResultsFile.Save(results, Path.Combine(outDir, StudyResultsFile.FileName));
-        StudyPlots.Write(results, outDir);
-        ReportWriter.Write(results, outDir);
-    }
+    /// <summary>
+    /// results.json (validated first), frontier.png, per_task.png and report.md, swapped in as one folder: a reader
+    /// never sees new results beside an old report.
+    /// </summary>
+    public static void Write(StudyResults results, string outDir) =>
+        Tensors.AtomicDirectory.Write(outDir, staging =>
+        {
+            StudyResultsFile.Save(results, Path.Combine(staging, StudyResultsFile.FileName));
+            StudyPlots.Write(results, staging);
+            ReportWriter.Write(results, staging);
+        });
 }

@@ -1,3 +1,5 @@
+using Amalgam.Inputs;
+
 namespace Amalgam.Tensors;
 
 /// <summary>
@@ -14,13 +16,7 @@ internal static class FormatError
     {
         const int max = 200;
         var shown = name.Length > max ? name[..max] + "…" : name;
-        var sb = new System.Text.StringBuilder(shown.Length + 2).Append('\'');
-        foreach (var c in shown)
-        {
-            if (char.IsControl(c)) sb.Append($"\\u{(int)c:X4}");
-            else sb.Append(c);
-        }
-        return sb.Append('\'').ToString();
+        return $"'{Names.Escape(shown)}'";
     }
 
     private static string OneLine(string message) =>

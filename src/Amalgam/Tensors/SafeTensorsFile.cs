@@ -41,6 +41,7 @@ public sealed unsafe class SafeTensorsFile : IDisposable
         if (!BitConverter.IsLittleEndian)
             throw new PlatformNotSupportedException("safetensors data is little-endian; big-endian hosts are not supported");
 
+        Inputs.InputFiles.RequireRegular(path); // a FIFO would block the open forever
         var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read);
         MemoryMappedFile? map = null;
         MemoryMappedViewAccessor? view = null;

@@ -78,6 +78,21 @@ internal sealed class SafeTensorsHeader
             if (root.ValueKind != JsonValueKind.Object)
                 throw Fail(path, $"header is a JSON {Kind(root)}, expected an object");
 
+            try
+            {
+                return Entries(root, json.Length, dataLength, path);
+            }
+            catch (InvalidOperationException)
+            {
+                // System.Text.Json reading a name or string with "\ud800" and no low surrogate after it.
+                throw Fail(path, "a name or string holds a lone UTF-16 surrogate (an escape such as \\ud800 without its pair)");
+            }
+        }
+    }
+
+    private static SafeTensorsHeader Entries(JsonElement root, int headerLength, long dataLength, string path)
+    {
+        {
             var tensors = new List<TensorInfo>();
             var metadata = new Dictionary<string, string>(StringComparer.Ordinal);
             var seen = new HashSet<string>(StringComparer.Ordinal);
@@ -102,7 +117,7 @@ internal sealed class SafeTensorsHeader
                 return c != 0 ? c : string.CompareOrdinal(a.Name, b.Name);
             });
             CheckNoOverlap(tensors, path);
-            return new SafeTensorsHeader(json.Length, tensors, metadata);
+            return new SafeTensorsHeader(headerLength, tensors, metadata);
         }
     }
 

@@ -12,7 +12,7 @@ public class RoomDependencyTests
     /// <summary>Lowest first (the torch runtime settings → tensors → models → experts → methods → strategies → study → service); the suite builder is a client like the CLI.</summary>
     public static readonly string[] Order =
     [
-        "Runtime", "Tensors", "Tokenizers", "Models", "Experts", "Merging", "Mixing", "Ensembling", "Training", "Routing", "Selection", "Fitting",
+        "Runtime", "Inputs", "Tensors", "Tokenizers", "Models", "Experts", "Merging", "Mixing", "Ensembling", "Training", "Routing", "Selection", "Fitting",
         "Predictors", "Evaluation", "Strategies", "Study", "Serving", "Bundled",
     ];
 

@@ -7,13 +7,16 @@ public static class CliRunner
 {
     public sealed record Result(int ExitCode, string Stdout, string Stderr);
 
-    public static Result Run(params string[] args) => RunWith(new Dictionary<string, string?>(), args);
+    public static Result Run(params string[] args) => RunIn(TestData.RepoRoot, null, args);
 
     /// <summary>Runs with environment variables changed (a null value removes the variable).</summary>
-    public static Result RunWith(IReadOnlyDictionary<string, string?> environment, params string[] args)
+    public static Result RunWith(IReadOnlyDictionary<string, string?> environment, params string[] args) => RunIn(TestData.RepoRoot, environment, args);
+
+    /// <summary>Runs in <paramref name="workingDirectory"/> with environment variables changed (a null value removes the variable).</summary>
+    public static Result RunIn(string workingDirectory, IReadOnlyDictionary<string, string?>? environment, params string[] args)
     {
-        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = TestData.RepoRoot };
-        foreach (var (name, value) in environment)
+        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = workingDirectory };
+        foreach (var (name, value) in environment ?? new Dictionary<string, string?>())
             if (value is null) start.Environment.Remove(name); else start.Environment[name] = value;
         start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "Amalgam.Cli.dll"));
         foreach (var a in args) start.ArgumentList.Add(a);

@@ -21,7 +21,7 @@ public static class Suite
         string file = Path.Combine(root, FileName);
         if (!File.Exists(file))
             throw SuiteError.Create(FileName, null, $"not found in {root}");
-        var spec = Parse(File.ReadAllText(file));
+        var spec = Parse(Inputs.InputFiles.ReadText(file));
 
         string Resolve(string relative) => Path.GetFullPath(Path.Combine(root, relative));
         var tasks = spec.Tasks.Select(t => new TaskDefinition(t.Name, t.Family, t.HeldOut, t.Metric,
@@ -32,19 +32,14 @@ public static class Suite
     /// <summary>Parses and validates the text of a suite.yaml (defaults filled in: <c>data</c> is always set).</summary>
     public static SuiteSpec Parse(string yaml)
     {
-        var stream = new YamlStream();
+        YamlStream stream;
         try
         {
-            stream.Load(new StringReader(yaml));
+            stream = Inputs.YamlInput.Load(yaml, FileName); // size, depth and aliases bounded before the tree is built
         }
-        catch (YamlException e)
+        catch (InvalidDataException e)
         {
-            throw Bad(null, $"not valid YAML (line {e.Start.Line}: {e.Message})", e);
-        }
-        catch (InvalidOperationException e)
-        {
-            // YamlDotNet's scanner throws this for some truncated documents (e.g. an unclosed "[" at the end).
-            throw Bad(null, $"not valid YAML (unexpected end: {e.Message})", e);
+            throw Bad(null, e.Message[(FileName.Length + 2)..], e);
         }
         if (stream.Documents.Count != 1) throw Bad(null, $"expected one YAML document, found {stream.Documents.Count}");
         if (stream.Documents[0].RootNode is not YamlMappingNode top) throw Bad(null, "the top level must be a mapping");
@@ -102,11 +97,15 @@ public static class Suite
         if (!File.Exists(path)) throw SuiteError.Create(shownAs, null, "not found");
         var examples = new List<Example>();
         int lineNo = 0;
-        foreach (var line in File.ReadLines(path))
+        foreach (var line in Inputs.InputFiles.ReadLines(path, shownAs))
         {
             lineNo++;
             if (string.IsNullOrWhiteSpace(line)) continue;
-            examples.Add(ParseLine(line, shownAs, lineNo, requireOptions));
+            try { examples.Add(ParseLine(line, shownAs, lineNo, requireOptions)); }
+            catch (InvalidOperationException e) // System.Text.Json on "\ud800" without its pair
+            {
+                throw SuiteError.Create(shownAs, lineNo, "a string holds a lone UTF-16 surrogate (an escape such as \\ud800 without its pair)", e);
+            }
         }
         if (examples.Count == 0) throw SuiteError.Create(shownAs, null, "no examples");
         return examples;

@@ -8,6 +8,7 @@ public static class MergeRunner
 {
     public static MergeSummary Run(MergeRecipe recipe, string outDir, MergeRunOptions? options = null)
     {
+        Tensors.OutputGuard.Check(outDir, [recipe.BaseModel, .. recipe.Models.Select(m => m.Path)]);
         using var inputs = new MergeInputSet(recipe);
         var output = recipe.Output ?? (inputs.AllLora ? MergeOutput.Adapter : MergeOutput.Model);
         if (recipe.Rank is not null && output != MergeOutput.Adapter)

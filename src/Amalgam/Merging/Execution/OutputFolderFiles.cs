@@ -24,7 +24,7 @@ public static class OutputFolderFiles
     {
         string src = Path.Combine(fromFolder, "config.json");
         if (!File.Exists(src)) return;
-        var node = JsonNode.Parse(File.ReadAllText(src)) as JsonObject ?? throw new InvalidDataException($"{src}: not a JSON object");
+        var node = JsonNode.Parse(Inputs.InputFiles.ReadText(src)) as JsonObject ?? throw new InvalidDataException($"{src}: not a JSON object");
         if (torchDtype is not null) node["torch_dtype"] = torchDtype;
         if (vocabSize is not null) node["vocab_size"] = vocabSize;
         File.WriteAllText(Path.Combine(toFolder, "config.json"), node.ToJsonString(new() { WriteIndented = true }) + "\n");
@@ -36,8 +36,11 @@ public static class OutputFolderFiles
         foreach (var f in TokenizerFiles)
         {
             string src = Path.Combine(fromFolder, f);
-            if (!File.Exists(src)) continue;
-            File.Copy(src, Path.Combine(toFolder, f));
+            if (!File.Exists(src) && new FileInfo(src).LinkTarget is null) continue;
+            // Only regular files inside the input folder are copied: a link to /etc/passwd is not a tokenizer file.
+            string real = Inputs.InputFiles.InsideFolder(fromFolder, f)
+                ?? throw new InvalidDataException($"{Inputs.Names.Escape(src)}: not a regular file inside {Inputs.Names.Escape(fromFolder)} (a link leading out of it, a FIFO or a device); refusing to copy it into the output");
+            File.Copy(real, Path.Combine(toFolder, f));
             copied.Add(f);
         }
         return copied;

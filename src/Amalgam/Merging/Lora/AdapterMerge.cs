@@ -80,6 +80,8 @@ public static class AdapterMerge
                     _ when peftFactorSpace => PeftFactorSpace.Merge(inputs, experts, module),
                     _ => FactorLinear(inputs, experts, module, key),
                 };
+                if (!isfinite(a).all().item<bool>() || !isfinite(b).all().item<bool>())
+                    throw new InvalidDataException($"tensor '{key}': the merged factors hold NaN or Inf values; nothing was written");
                 factors[module] = (a.to(outType).MoveToOuterDisposeScope(), b.to(outType).MoveToOuterDisposeScope());
                 ranks[module] = (int)a.shape[0];
             }
@@ -114,6 +116,10 @@ public static class AdapterMerge
     static (Tensor A, Tensor B) Truncated(MergeInputSet inputs, string key, int rank)
     {
         var recipe = inputs.Recipe;
+        var shape = inputs.Base!.Describe(key).Shape;
+        long full = shape.Length == 2 ? Math.Min(shape[0], shape[1]) : long.MaxValue;
+        if (rank > full) // beyond min(out, in) the factors would only be padded with zeros
+            throw new InvalidDataException($"{recipe.Source}: rank: {rank} exceeds min(out, in) = {full} of '{key}'; give a rank of at most {full}");
         var theta0 = inputs.Base!.Load(key, recipe.ComputeDtype).to(recipe.ComputeDtype);
         var thetas = inputs.Models.Select(m => m.Source.Load(key, recipe.ComputeDtype).to(recipe.ComputeDtype)).ToList();
         using var random = inputs.RandomFor(key);

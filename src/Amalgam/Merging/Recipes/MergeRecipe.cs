@@ -53,7 +53,7 @@ public sealed record MergeRecipe
 
     /// <summary>Reads and validates a recipe file; <paramref name="methods"/> defaults to <see cref="MergeMethods.Get"/>.</summary>
     public static MergeRecipe Load(string file, Func<string, IMergeMethod>? methods = null) =>
-        RecipeParser.Parse(File.ReadAllText(file), System.IO.Path.GetFileName(file), methods ?? MergeMethods.Get);
+        RecipeParser.Parse(Inputs.InputFiles.ReadText(file), System.IO.Path.GetFileName(file), methods ?? MergeMethods.Get);
 
     public static MergeRecipe Parse(string yaml, string source = "recipe", Func<string, IMergeMethod>? methods = null) =>
         RecipeParser.Parse(yaml, source, methods ?? MergeMethods.Get);

@@ -40,24 +40,16 @@ internal static class RecipeParser
     {
         InvalidDataException Error(string field, string why) => new($"{source}: {field}: {why}");
 
-        YamlMappingNode root;
-        try
-        {
-            var stream = new YamlStream();
-            stream.Load(new StringReader(yaml));
-            root = stream.Documents.Count == 1 && stream.Documents[0].RootNode is YamlMappingNode m
-                ? m
-                : throw new InvalidDataException($"{source}: expected one YAML mapping (merge_method, models, ...)");
-        }
-        catch (YamlException e)
-        {
-            throw new InvalidDataException($"{source}: not valid YAML at line {e.Start.Line}: {CliLine(e.Message)}");
-        }
+        // Size, depth and aliases are bounded before the tree is built (Inputs.YamlInput).
+        var stream = Inputs.YamlInput.Load(yaml, source);
+        var root = stream.Documents.Count == 1 && stream.Documents[0].RootNode is YamlMappingNode top
+            ? top
+            : throw new InvalidDataException($"{source}: expected one YAML mapping (merge_method, models, ...)");
 
         var fields = new Dictionary<string, YamlNode>(StringComparer.Ordinal);
         foreach (var (k, v) in root.Children)
         {
-            string key = ((YamlScalarNode)k).Value ?? "";
+            string key = Key(k, "");
             if (Unsupported.TryGetValue(key, out var why)) throw Error(key, why);
             if (!Fields.Contains(key)) throw Error(key, $"unknown field (known: {string.Join(", ", Fields)})");
             fields[key] = v;
@@ -93,7 +85,7 @@ internal static class RecipeParser
                     path = "";
                     foreach (var (k, v) in m.Children)
                     {
-                        string key = ((YamlScalarNode)k).Value ?? "";
+                        string key = Key(k, at);
                         if (key == "model") path = FullPath(Text(v, $"{at}.model"));
                         else if (key == "parameters") ps = Settings(v, $"{at}.parameters");
                         else throw Error($"{at}.{key}", "unknown field (expected model, parameters)");
@@ -184,6 +176,15 @@ internal static class RecipeParser
 
     static string CliLine(string message) => message.Split('\n')[0].Trim();
 
+    /// <summary>Mapping keys must be plain names (a list or mapping as a key is refused by line).</summary>
+    static string Key(YamlNode k, string at) => k is YamlScalarNode s
+        ? s.Value ?? ""
+        : throw new FieldError($"{(at.Length == 0 ? "" : at + ": ")}line {k.Start.Line}: a key is {(k is YamlSequenceNode ? "a list" : "a mapping")}; keys must be plain names");
+
+    /// <summary>Plain numbers must be finite: NaN or Infinity would silently poison every tensor they touch.</summary>
+    static double Finite(double d, string v, string at) =>
+        double.IsFinite(d) ? d : throw new FieldError($"{at}: {v} is not a finite number");
+
     static string FullPath(string path) => Path.GetFullPath(path);
 
     static bool IsNull(YamlNode node) => node is YamlScalarNode s && s.Style == YamlDotNet.Core.ScalarStyle.Plain && s.Value is "" or "~" or "null" or "Null" or "NULL";
@@ -199,7 +200,7 @@ internal static class RecipeParser
         var result = new Dictionary<string, ParameterSetting>(StringComparer.Ordinal);
         foreach (var (k, v) in map.Children)
         {
-            string name = ((YamlScalarNode)k).Value ?? "";
+            string name = Key(k, at);
             result[name] = Setting(v, $"{at}.{name}");
         }
         return result;
@@ -232,7 +233,7 @@ internal static class RecipeParser
         ParameterSetting? value = null;
         foreach (var (k, v) in m.Children)
         {
-            string key = ((YamlScalarNode)k).Value ?? "";
+            string key = Key(k, at);
             if (key == "filter") filter = v is YamlScalarNode { Value: { } f } ? f : throw new FieldError($"{at}.filter: expected a string");
             else if (key == "value")
             {
@@ -252,7 +253,7 @@ internal static class RecipeParser
         if (IsNull(s)) throw new FieldError($"{at}: expected a value, got null");
         if (v is "true" or "True" or "TRUE") return true;
         if (v is "false" or "False" or "FALSE") return false;
-        if (double.TryParse(v, NumberStyles.Float, CultureInfo.InvariantCulture, out double d)) return d;
+        if (double.TryParse(v, NumberStyles.Float, CultureInfo.InvariantCulture, out double d)) return Finite(d, v, at);
         return v;
     }
 
