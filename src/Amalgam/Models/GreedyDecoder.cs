@@ -43,8 +43,7 @@ public static class GreedyDecoder
         }
 
         using var _ = inference_mode();
-        // the cache's buffers hold the prompt and every new token, allocated once
-        using var cache = new KvCache(model.Config.NumHiddenLayers, width + maxNewTokens);
+        using var cache = new KvCache(model.Config.NumHiddenLayers);
         using var stepOnes = ones(rows, 1, ScalarType.Int64);
         long[] stepIds = ids;
         int stepWidth = width;
