@@ -101,15 +101,15 @@ internal static class RecipeParser
         {
             string b = Text(bm, "base_model");
             if (stages.Contains(b)) baseStage = b;
-            else baseModel = FullPath(b);
+            else baseModel = FullPath(b, "base_model");
         }
 
-        RecipeModel Model(string text, IReadOnlyDictionary<string, ParameterSetting> ps, int index)
+        RecipeModel Model(string text, IReadOnlyDictionary<string, ParameterSetting> ps, int index, string at)
         {
             var (model, lora) = SplitLora(text, stages);
             return stages.Contains(model)
                 ? new RecipeModel("", ps, index) { Stage = model, Lora = lora }
-                : new RecipeModel(FullPath(model), ps, index) { Lora = lora };
+                : new RecipeModel(FullPath(model, at), ps, index) { Lora = lora };
         }
 
         var models = new List<RecipeModel>();
@@ -155,7 +155,7 @@ internal static class RecipeParser
                     }
                     if (modelText is null) throw Error($"{sat}.model", "missing");
                     if (range is null) throw Error($"{sat}.layer_range", "missing");
-                    var m = Model(modelText, ps, i * 1000 + j);
+                    var m = Model(modelText, ps, i * 1000 + j, $"{sat}.model");
                     if (!distinct.ContainsKey(m.Reference)) distinct[m.Reference] = m with { Index = distinct.Count, Parameters = new Dictionary<string, ParameterSetting>() };
                     list.Add(new SliceSource(m, range[0], range[1]));
                 }
@@ -175,7 +175,7 @@ internal static class RecipeParser
                 switch (modelSeq.Children[i])
                 {
                     case YamlScalarNode s:
-                        m = Model(Text(s, at), new Dictionary<string, ParameterSetting>(), i);
+                        m = Model(Text(s, at), new Dictionary<string, ParameterSetting>(), i, at);
                         break;
                     case YamlMappingNode map:
                         string? text = null;
@@ -187,7 +187,7 @@ internal static class RecipeParser
                             else if (key == "parameters") ps = Settings(v, $"{at}.parameters");
                             else throw Error($"{at}.{key}", "unknown field (expected model, parameters)");
                         }
-                        m = Model(text ?? throw Error($"{at}.model", "missing"), ps, i);
+                        m = Model(text ?? throw Error($"{at}.model", "missing"), ps, i, $"{at}.model");
                         break;
                     default:
                         throw Error(at, "expected {model: PATH, parameters: {...}}");
