@@ -29,6 +29,9 @@ public sealed class ChatTemplate
     /// <summary>Where the template came from (a file, or "FILE: chat_template").</summary>
     public string Source { get; }
 
+    /// <summary>The text of tokenizer_config.json's bos_token, as templates see it (null when it has none).</summary>
+    public string? BosToken => _specialTokens.GetValueOrDefault("bos_token") as string;
+
     /// <summary>
     /// The template of a model folder: <c>chat_template.jinja</c> when present (as transformers prefers it), else
     /// tokenizer_config.json's <c>chat_template</c>, a string or a list of <c>{"name", "template"}</c> from which
