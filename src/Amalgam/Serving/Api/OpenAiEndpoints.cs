@@ -91,7 +91,7 @@ public static class OpenAiEndpoints
         var messages = Messages(f);
         if (s.ChatTemplate is null)
             throw ApiException.BadRequest("messages", $"model '{name}' has no chat template; use /v1/completions with a prompt");
-        var prompt = Encode(s, s.ChatTemplate(messages), "messages");
+        var prompt = Encode(s, Render(s, name, messages), "messages", addBos: false);   // the template writes BOS itself, as `amalgam generate --chat` encodes it
         bool logprobs = f.Bool("logprobs") ?? false;
         int? top = f.Int("top_logprobs", 0, 20);
         if (top is not null && !logprobs) throw ApiException.BadRequest("top_logprobs", "needs logprobs: true");
@@ -122,9 +122,18 @@ public static class OpenAiEndpoints
         return ids;
     }
 
-    static IReadOnlyList<long> Encode(ServingContext s, string text, string field)
+    static string Render(ServingContext s, string model, IReadOnlyList<ChatMessage> messages)
     {
-        var ids = s.Tokenizer.Encode(text, addBos: true).Select(i => (long)i).ToList();
+        try { return s.ChatTemplate!(messages); }
+        catch (Exception e) when (e is Tokenizers.ChatTemplates.TemplateException or InvalidDataException)
+        {
+            throw ApiException.BadRequest("messages", $"model '{model}': the chat template refused the messages: {e.Message}");
+        }
+    }
+
+    static IReadOnlyList<long> Encode(ServingContext s, string text, string field, bool addBos = true)
+    {
+        var ids = s.Tokenizer.Encode(text, addBos).Select(i => (long)i).ToList();
         if (ids.Count == 0) throw ApiException.BadRequest(field, "encodes to no tokens");
         return ids;
     }
