@@ -45,9 +45,12 @@ public sealed class AmalgamServer : IAsyncDisposable
 
     public ModelCatalog Catalog { get; }
 
+    /// <summary>Gateway mode's upstream (null: every request is answered here).</summary>
+    public UpstreamGateway? Gateway { get; private init; }
+
     /// <summary>One line: what is served where.</summary>
     public string Summary => $"serving {string.Join(", ", Catalog.List().Select(m => m.Kind == "base" ? $"{m.Id} (base)" : $"{m.Id} ({m.Kind})"))} " +
-        $"on {Address} (max batch {engine.Options.MaxBatch}, queue {engine.Options.MaxQueue}, KV budget {engine.Options.KvBudgetBytes >> 20} MB = {engine.BudgetPositions} positions)";
+        $"on {Address}{(Gateway is null ? "" : $", forwarding to {Gateway.Upstream}")} (max batch {engine.Options.MaxBatch}, queue {engine.Options.MaxQueue}, KV budget {engine.Options.KvBudgetBytes >> 20} MB = {engine.BudgetPositions} positions)";
 
     public static async Task<AmalgamServer> StartAsync(ServeOptions o, Action<string>? progress = null)
     {
@@ -59,6 +62,7 @@ public sealed class AmalgamServer : IAsyncDisposable
         var parts = new List<IDisposable>();           // loaded strategies and the models of their own engines
         var engines = new List<ServingEngine>();        // the strategies' own engines
         ServingEngine? engine = null;
+        UpstreamGateway? gateway = null;
         try
         {
             string baseId = o.ServedModelName ?? Path.GetFileName(Path.TrimEndingDirectorySeparator(Path.GetFullPath(o.ModelDir)));
@@ -91,13 +95,15 @@ public sealed class AmalgamServer : IAsyncDisposable
             builder.Services.Configure<HostOptions>(h => h.ShutdownTimeout = TimeSpan.FromMinutes(2));
             builder.WebHost.ConfigureKestrel(k => k.Listen(ParseHost(o.Host), o.Port));
             var app = builder.Build();
-            var context = new ServingContext(catalog, engine, tokenizer, model.Config.MaxPositionEmbeddings, metrics, chat, o.ApiKey);
+            gateway = o.Upstream is null ? null : new UpstreamGateway(o.Upstream);
+            var context = new ServingContext(catalog, engine, tokenizer, model.Config.MaxPositionEmbeddings, metrics, chat, o.ApiKey, gateway);
             OpenAiEndpoints.Map(app, context);
             app.Lifetime.ApplicationStopping.Register(engine.BeginDrain);
             foreach (var e in engines) app.Lifetime.ApplicationStopping.Register(e.BeginDrain);
             await app.StartAsync();
             var bound = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
-            return new AmalgamServer(app, engine, model, catalog, new Uri(bound.Replace("[::]", "localhost")), engines, parts);
+            if (gateway is not null) parts.Add(gateway);
+            return new AmalgamServer(app, engine, model, catalog, new Uri(bound.Replace("[::]", "localhost")), engines, parts) { Gateway = gateway };
         }
         catch
         {
@@ -105,6 +111,7 @@ public sealed class AmalgamServer : IAsyncDisposable
             if (engine is not null) await engine.StopAsync();
             foreach (var e in engines) await e.StopAsync();
             foreach (var p in parts) p.Dispose();
+            gateway?.Dispose();
             model.Dispose();
             throw;
         }

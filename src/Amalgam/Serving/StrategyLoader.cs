@@ -20,7 +20,12 @@ public static class StrategyLoader
         Dictionary<string, LoraAdapter> adapters, List<IDisposable> parts, IReadOnlyCollection<long> stopTokens, long padId,
         EngineOptions options, ServingMetrics metrics)
     {
-        var loaded = StrategyFolder.Load(dir);
+        LoadedStrategy loaded;
+        try { loaded = StrategyFolder.Load(dir); }
+        catch (Exception e) when (e is IOException or InvalidDataException or ArgumentException)
+        {
+            throw new InvalidDataException($"--strategy {name}: {e.Message}", e);
+        }
         parts.Add(loaded);
         CheckSameBase(name, modelDir, loaded.Pool.BasePath);
         switch (loaded.Strategy)

@@ -107,6 +107,18 @@ public sealed class ServingEngine : IDisposable
         unloading.Add(name);
     });
 
+    /// <summary>What <paramref name="model"/> plans for <paramref name="prompt"/>, computed on the engine thread (gateway mode routes with it).</summary>
+    public async Task<ExpertPlan> PlanAsync(IServedModel model, IReadOnlyList<long> prompt)
+    {
+        ExpertPlan? plan = null;
+        await Control(() =>
+        {
+            plan = model.Plan(prompt);
+            plan.Validate();
+        });
+        return plan!;
+    }
+
     Task Control(Action action)
     {
         var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
