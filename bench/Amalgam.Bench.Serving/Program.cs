@@ -9,7 +9,7 @@
 // --synthetic: a Llama of ~125M parameters (hidden 768, 12 layers, 12 heads, 4 KV heads, vocab 32000) with 8
 // random rank-16 all-linear experts and a centroid router over them, synthesised once under --dir.
 // Run from the repo root: dotnet run --project bench/Amalgam.Bench.Serving -c Release [-- --quick] [--synthetic [--dir D]]
-//   [--soak SECONDS] [--soak-only] [--max-tokens N] [--rounds N] [--requests-per-client N] [--concurrency 1,8,32]
+//   [--soak SECONDS] [--soak-only] [--max-tokens N] [--rounds N] [--requests-per-client N] [--min-requests N] [--concurrency 1,8,32]
 using System.Diagnostics;
 using System.Net;
 using System.Text;
@@ -30,6 +30,7 @@ int soakSeconds = Opt("--soak") is { } sv ? int.Parse(sv) : quick ? 20 : 120;
 int rounds = Opt("--rounds") is { } rv ? int.Parse(rv) : quick ? 1 : 3;
 int maxTokens = Opt("--max-tokens") is { } mv ? int.Parse(mv) : 16;
 int perClient = Opt("--requests-per-client") is { } pv ? int.Parse(pv) : quick ? 2 : 4;
+int minRequests = Opt("--min-requests") is { } nv ? int.Parse(nv) : quick ? 8 : 24;
 int[] concurrencies = Opt("--concurrency") is { } cv ? cv.Split(',').Select(int.Parse).ToArray() : [1, 8, 32];
 Console.WriteLine($"load average at start: {File.ReadAllText("/proc/loadavg").Trim()}  ({Environment.ProcessorCount} cores)");
 
@@ -127,7 +128,7 @@ Console.WriteLine("| concurrency | traffic | requests | req/s | tokens/s | p50 l
 Console.WriteLine("|---|---|---|---|---|---|---|---|");
 foreach (int c in concurrencies)
 {
-    int requests = Math.Max(quick ? 8 : 24, c * perClient);
+    int requests = Math.Max(minRequests, c * perClient);
     var cells = scenarios.ToDictionary(s => s, _ => new List<(double Seconds, List<(HttpStatusCode Status, int Tokens, double Seconds)> Results)>());
     for (int round = 0; round < rounds; round++)
         foreach (var s in scenarios) cells[s].Add(await Run(s, c, requests));
