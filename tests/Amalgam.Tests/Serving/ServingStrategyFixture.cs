@@ -82,6 +82,7 @@ public sealed class ServingStrategyFixture : IAsyncLifetime
             Port = 0,
             ServedModelName = "base",
             Engine = new EngineOptions(MaxBatch: 32, MaxQueue: 64),
+            ChatRenderer = ServingFixture.RenderChat,
         });
     }
 

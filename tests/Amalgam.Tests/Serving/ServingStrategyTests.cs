@@ -34,6 +34,25 @@ public sealed class ServingStrategyTests(ServingStrategyFixture f) : IClassFixtu
     }
 
     [Fact]
+    public void ChatAndStreamedChatThroughTheSdkAnswerForEveryStrategyAsTheCompletionOfTheRenderedIds()
+    {
+        string question = ServingStrategyFixture.Prompts[2];
+        var ids = f.Tokenizer.Encode(ServingFixture.RenderChat([new("user", question)]), addBos: false).Select(i => (long)i).ToArray();
+        var options = new OpenAI.Chat.ChatCompletionOptions { Temperature = 0, MaxOutputTokenCount = MaxTokens };
+        foreach (var (name, _) in ServingStrategyFixture.Strategies)
+        {
+            string expected = ServingFixture.Json(ServingFixture.Post(ServingFixture.ClientFor(f.Server), ServingFixture.V1(f.Server), "completions",
+                new { model = name, prompt = ids, max_tokens = MaxTokens, temperature = 0 })).GetProperty("choices")[0].GetProperty("text").GetString()!;
+            var chat = ServingFixture.ClientFor(f.Server).GetChatClient(name);
+            Assert.Equal(expected, chat.CompleteChat([new OpenAI.Chat.UserChatMessage(question)], options).Value.Content[0].Text);
+            var streamed = new System.Text.StringBuilder();
+            foreach (var update in chat.CompleteChatStreaming([new OpenAI.Chat.UserChatMessage(question)], options))
+                foreach (var part in update.ContentUpdate) streamed.Append(part.Text);
+            Assert.Equal(expected, streamed.ToString());
+        }
+    }
+
+    [Fact]
     public async Task AllStrategiesAtOnceInTheSharedBatchGetWhatTheyGetAlone()
     {
         var cases = ServingStrategyFixture.Strategies.SelectMany(s => ServingStrategyFixture.Prompts.Select(p => (Model: s.Name, Prompt: p)))
