@@ -71,6 +71,20 @@ public sealed class ChatTemplate
         }
     }
 
+    /// <summary>
+    /// The template in <paramref name="templateFile"/> (Jinja source, e.g. a server's <c>--chat-template FILE</c>)
+    /// with the special tokens of <paramref name="modelDir"/>'s tokenizer_config.json, when it has one.
+    /// </summary>
+    public static ChatTemplate FromFile(string templateFile, string modelDir)
+    {
+        if (!File.Exists(templateFile)) throw new FileNotFoundException($"{templateFile}: file does not exist", templateFile);
+        var configPath = Path.Combine(modelDir, ConfigFileName);
+        if (!File.Exists(configPath)) return Parse(File.ReadAllText(templateFile), new Dictionary<string, object?>(), templateFile);
+        using var config = TokenizerJson.Parse(configPath);
+        if (config.RootElement.ValueKind != JsonValueKind.Object) throw new InvalidDataException($"{configPath}: the top level must be a JSON object");
+        return Parse(File.ReadAllText(templateFile), SpecialTokens(config.RootElement, configPath), templateFile);
+    }
+
     /// <summary>A template from its source text; <paramref name="specialTokens"/> maps e.g. bos_token to its text (or null).</summary>
     public static ChatTemplate Parse(string template, IReadOnlyDictionary<string, object?> specialTokens, string source = "(template)")
     {
