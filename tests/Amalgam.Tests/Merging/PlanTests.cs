@@ -253,7 +253,7 @@ public class PlanTests
     }
 
     [Theory]
-    [InlineData("base_model: x\ngate_mode: hidden\nexperts: []\n", "recipe: gate_mode: mergekit-moe configs are not supported")]
+    [InlineData("merge_method: linear\nmodels: [a]\ngate_mode: hidden\n", "recipe: gate_mode: a mergekit-moe field in a merge recipe")]
     [InlineData("genome: {}\ntasks: []\n", "recipe: genome: mergekit-evolve configs are not supported")]
     [InlineData("merge_method: ramplus_tl\nmodels: [a]\n", "recipe: merge_method: 'ramplus_tl'")]
     [InlineData("merge_method: linear\nmodels: [a]\ntokenizer_source: union\n", "recipe: tokenizer_source: 'union'")]

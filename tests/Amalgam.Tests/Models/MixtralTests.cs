@@ -34,8 +34,9 @@ public class MixtralTests
     [Theory]
     [InlineData("mixtral", ScalarType.Float32, 1e-5)]
     [InlineData("mixtral_top1", ScalarType.Float32, 1e-5)]
-    [InlineData("mixtral", ScalarType.Float64, 2e-7)]  // relative: the logits come back rounded to float32
-    [InlineData("mixtral_top1", ScalarType.Float64, 2e-7)]
+    // Relative: the router's softmax runs in float32 (as transformers'), and the logits come back as float32.
+    [InlineData("mixtral", ScalarType.Float64, 1e-6)]
+    [InlineData("mixtral_top1", ScalarType.Float64, 1e-6)]
     public void Every_position_matches_the_reference(string name, ScalarType dtype, double tolerance)
     {
         var c = Case(name);

@@ -18,8 +18,8 @@ internal static class RecipeParser
     {
         ["modules"] = "per-module definitions are not supported; list whole models under 'models' or layer ranges under 'slices'",
         ["tokenizer"] = "the tokenizer block (vocabulary union, per-token embedding sources) is not supported; use tokenizer_source: base or model:NAME",
-        ["gate_mode"] = "mergekit-moe configs are not supported (building a sparse mixture of experts needs a MoE decoder block, which Amalgam does not have); route between experts with `amalgam route` instead",
-        ["experts"] = "mergekit-moe configs are not supported (building a sparse mixture of experts needs a MoE decoder block, which Amalgam does not have); route between experts with `amalgam route` instead",
+        ["gate_mode"] = "a mergekit-moe field in a merge recipe: a mergekit-moe config has base_model, experts and gate_mode and no merge_method (amalgam merge builds it with MoeMerge)",
+        ["experts"] = "a mergekit-moe field in a merge recipe: a mergekit-moe config has base_model, experts and gate_mode and no merge_method (amalgam merge builds it with MoeMerge)",
         ["genome"] = "mergekit-evolve configs are not supported (the evolutionary search loop); fit merge coefficients with `amalgam fit` instead",
         ["tasks"] = "mergekit-evolve configs are not supported (the evolutionary search loop); fit merge coefficients with `amalgam fit` instead",
     };
