@@ -308,4 +308,23 @@ public class MergekitExampleTests
         Assert.Equal([4L, 64L], logits.shape);
         Assert.True(isfinite(logits).all().item<bool>());
     }
+
+    /// <summary>Example recipes of mergekit's repository that Amalgam refuses, each naming what it lacks.</summary>
+    [Theory]
+    [InlineData("lrp.yml", "merge_method: lrp\nbase_model: TinyLlama/TinyLlama-1.1B-Chat-v1.0\nparameters:\n  density: 0.7\nmodels:\n  - model: psmathur/orca_mini_v3_13b\n    parameters:\n      weight: 1.0\n  - model: garage-bAInd/Platypus2-13B\n    parameters:\n      weight: 1.0\ndtype: float16\n",
+        "lrp.yml: merge_method: unknown method 'lrp'")]
+    [InlineData("core_space.yml", "models:\n  - model: gpt2\n    parameters:\n      weight: 0.5\n  - model: gpt2\n    parameters:\n      weight: 1.0\n\nmerge_method: core_space\nbase_model: gpt2\ndtype: float32\n",
+        "core_space.yml: merge_method: unknown method 'core_space'")]
+    [InlineData("linear_small.yml", "models:\n  - model: BEE-spoke-data/smol_llama-220M-GQA\n\n  - model: BEE-spoke-data/smol_llama-220M-openhermes\n\nmetric_method: scale\ndtype: float32\n",
+        "linear_small.yml: metric_method: unknown field")]
+    [InlineData("zipit.yml", "models:\n  - model: psmathur/orca_mini_v3_13b\n    parameters:\n      density: 0.5\nmerge_method: ties\nbase_model: TheBloke/Llama-2-13B-fp16\ndtype: float16\nalign_weights: \"zipit\"\n",
+        "zipit.yml: align_weights: unknown field")]
+    [InlineData("chipalign.yml", "models:\n  - model: instruction_model_path\n  - model: chip_model_path\nmerge_method: nuslerp\nparameters:\n  geodesic: true\n  lambda: 0.5\n  nuslerp_flatten: true\ntokenizer:\n  source: \"union\"\ndtype: bfloat16\n",
+        "chipalign.yml: tokenizer: the tokenizer block (vocabulary union, per-token embedding sources) is not supported")]
+    public void A_mergekit_example_amalgam_lacks_is_refused_naming_it(string example, string yaml, string expected)
+    {
+        var e = Assert.Throws<InvalidDataException>(() => MergePlan.Parse(yaml, example));
+        Assert.StartsWith(expected, e.Message);
+        Assert.DoesNotContain('\n', e.Message);
+    }
 }
