@@ -92,6 +92,18 @@ public sealed class StrategyContext(ExpertSuite suite, StrategyOptions options) 
         return scores;
     }
 
+    private readonly Dictionary<string, double> validationMemo = new(StringComparer.Ordinal);
+
+    /// <summary>
+    /// <see cref="ValidationScore"/> of the predictor <paramref name="make"/> builds, computed once per key (e.g. the
+    /// uniform merge that task-wise and layer-wise fits are both held against).
+    /// </summary>
+    public double ValidationScore(string key, Func<IPredictor> make)
+    {
+        if (!validationMemo.TryGetValue(key, out var v)) validationMemo[key] = v = ValidationScore(make());
+        return v;
+    }
+
     static T Timed<T>(Func<T> make, Action<double> seconds)
     {
         var clock = System.Diagnostics.Stopwatch.StartNew();

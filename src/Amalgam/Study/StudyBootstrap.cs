@@ -41,11 +41,11 @@ public sealed class StudyBootstrap
         var counts = new Dictionary<string, int>(StringComparer.Ordinal);
         foreach (var s in r.Strategies)
         {
-            if (s.PerExample is null) throw new ArgumentException($"strategy '{s.Name}': per_example: missing (the bootstrap resamples it)");
+            if (s.PerExample is null) throw new ArgumentException($"strategies '{s.Name}'.per_example: missing (the bootstrap resamples it)");
             foreach (var (task, scores) in s.PerExample)
             {
                 if (counts.TryGetValue(task, out int n) && n != scores.Length)
-                    throw new ArgumentException($"strategy '{s.Name}': per_example.{task}: {scores.Length} examples where other strategies have {n} (the bootstrap pairs them)");
+                    throw new ArgumentException($"strategies '{s.Name}'.per_example.{task}: {scores.Length} examples where other strategies have {n} (the bootstrap pairs them)");
                 counts[task] = scores.Length;
             }
         }

@@ -216,7 +216,7 @@ public static class StudyResultsFile
         }
         catch (ArgumentException e)
         {
-            throw Error("bootstrap", e.Message);
+            throw new InvalidDataException($"{shownAs}: {e.Message}");
         }
         for (int i = 0; i < r.Strategies.Count; i++)
         {

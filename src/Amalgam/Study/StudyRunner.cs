@@ -17,7 +17,7 @@ namespace Amalgam.Study;
 /// <param name="Entries">strategies to run instead of the catalogue's (the CLI verbs build their own variants)</param>
 /// <param name="ExportDir">where every deployable strategy is saved as a strategy folder (one per name); null: not saved</param>
 /// <param name="Skip">catalogue names or families left out (after <paramref name="Strategies"/>)</param>
-/// <param name="Budget">wall-clock cap: once spent, no further strategy starts (the rest are listed as skipped); null = none</param>
+/// <param name="Budget">wall-clock cap: once spent, no further strategy starts (the rest are listed as skipped; the first always runs); null = none</param>
 /// <param name="BootstrapSamples">paired bootstrap resamples behind every interval (0 = no intervals)</param>
 public sealed record StudyOptions(string SuiteDir, IReadOnlyCollection<string>? Strategies = null, int? TestLimit = null,
     StrategyOptions? Fitting = null, int ThroughputPrompts = 32, int ThroughputTokens = 16, IReadOnlyList<StudyCatalog.Entry>? Entries = null,
@@ -96,7 +96,7 @@ public static class StudyRunner
                 skipped.Add(new SkippedStrategy { Name = entry.Name, Reason = why });
                 continue;
             }
-            if (options.Budget is { } budget && clock.Elapsed >= budget)
+            if (options.Budget is { } budget && results.Count > 0 && clock.Elapsed >= budget)
             {
                 string reason = $"--budget {StudyFormat.Duration(budget)} spent ({StudyFormat.Seconds(clock.Elapsed.TotalSeconds)} s when it was due to start)";
                 progress?.Report($"{at}: skipped: {reason}");
