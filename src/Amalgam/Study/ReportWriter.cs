@@ -189,7 +189,7 @@ public static class ReportWriter
                 var points = grid.Select(p => $"{Parameters(p?["parameters"])} → {Number(p?["validation_score"])}");
                 yield return $"- `{s.Name}`: {grid.Count} settings ({string.Join("; ", points)}); chosen {Parameters(chosen)}.";
             }
-            else if (d["chosen"]?.GetValue<string>() is { } which && d["validation"] is System.Text.Json.Nodes.JsonObject v)
+            else if (d["chosen"] is System.Text.Json.Nodes.JsonValue cv && cv.TryGetValue<string>(out var which) && d["validation"] is System.Text.Json.Nodes.JsonObject v)
             {
                 string uniform = Number(v["uniform"]), fitted = Number(v["fitted"]);
                 yield return which == "uniform"
