@@ -144,11 +144,14 @@ public static class ReportWriter
         if (r.Stages is { Count: > 0 } stages)
         {
             md.AppendLine("## Where the time went").AppendLine();
-            Row(md, ["stage", "seconds", "share"]);
-            Rule(md, 3);
+            md.AppendLine("Wall-clock seconds per stage, and this process's CPU seconds (all threads): on a shared machine the wall time " +
+                          "mostly measures the other jobs.").AppendLine();
+            Row(md, ["stage", "seconds", "share", "CPU s"]);
+            Rule(md, 4);
             double total = Math.Max(r.TotalSeconds, 1e-9);
-            foreach (var st in stages) Row(md, [st.Name, StudyFormat.Seconds(st.Seconds), StudyFormat.Percent(st.Seconds / total)]);
-            Row(md, ["total", StudyFormat.Seconds(r.TotalSeconds), "100.0%"]);
+            foreach (var st in stages)
+                Row(md, [st.Name, StudyFormat.Seconds(st.Seconds), StudyFormat.Percent(st.Seconds / total), st.CpuSeconds is double c ? StudyFormat.Seconds(c) : "—"]);
+            Row(md, ["total", StudyFormat.Seconds(r.TotalSeconds), "100.0%", stages.Any(x => x.CpuSeconds is not null) ? StudyFormat.Seconds(stages.Sum(x => x.CpuSeconds ?? 0)) : "—"]);
             md.AppendLine();
         }
 

@@ -67,6 +67,11 @@ public sealed record StudyStage
 {
     [JsonPropertyName("name"), JsonRequired] public string Name { get; init; } = "";
     [JsonPropertyName("seconds"), JsonRequired] public double Seconds { get; init; }
+    /// <summary>
+    /// CPU seconds of this process (every thread, user + system) in the stage: on a shared machine wall time mostly
+    /// measures the other jobs, CPU time the study's own work. Null if not measured.
+    /// </summary>
+    [JsonPropertyName("cpu_seconds")] public double? CpuSeconds { get; init; }
 }
 
 /// <summary>A catalogue strategy the study did not run.</summary>

@@ -182,6 +182,7 @@ public static class StudyResultsFile
             {
                 if (stages[i] is null || string.IsNullOrWhiteSpace(stages[i].Name)) throw Error($"stages[{i}].name", "missing");
                 NonNegative(stages[i].Seconds, $"stages[{i}] '{stages[i].Name}'.seconds");
+                if (stages[i].CpuSeconds is double cpu) NonNegative(cpu, $"stages[{i}] '{stages[i].Name}'.cpu_seconds");
             }
         CheckIntervals(r, shownAs);
 

@@ -230,31 +230,39 @@ public static class StudyRunner
     }
 }
 
-/// <summary>Wall-clock seconds per named stage, summed over repeats, in order of first use.</summary>
+/// <summary>Wall-clock and CPU seconds per named stage, summed over repeats, in order of first use.</summary>
 sealed class StageClock
 {
-    readonly List<(string Name, double Seconds)> stages = [];
+    readonly List<(string Name, double Seconds, double Cpu)> stages = [];
+    readonly Process self = Process.GetCurrentProcess();
+
+    double Cpu()
+    {
+        self.Refresh();
+        return self.TotalProcessorTime.TotalSeconds;
+    }
 
     public T Time<T>(string name, Func<T> work)
     {
         var clock = Stopwatch.StartNew();
+        double cpu = Cpu();
         try { return work(); }
-        finally { Add(name, clock.Elapsed.TotalSeconds); }
+        finally { Add(name, clock.Elapsed.TotalSeconds, Cpu() - cpu); }
     }
 
     public void Time(string name, Action work) => Time(name, () => { work(); return 0; });
 
-    void Add(string name, double seconds)
+    void Add(string name, double seconds, double cpu)
     {
         int i = stages.FindIndex(s => s.Name == name);
-        if (i < 0) stages.Add((name, seconds));
-        else stages[i] = (name, stages[i].Seconds + seconds);
+        if (i < 0) stages.Add((name, seconds, cpu));
+        else stages[i] = (name, stages[i].Seconds + seconds, stages[i].Cpu + cpu);
     }
 
     /// <summary>The stages, plus "other" for whatever of <paramref name="total"/> no stage covers (cost model, probe prompts, result assembly).</summary>
     public List<StudyStage> Stages(double total)
     {
-        var list = stages.Select(s => new StudyStage { Name = s.Name, Seconds = Math.Round(s.Seconds, 3) }).ToList();
+        var list = stages.Select(s => new StudyStage { Name = s.Name, Seconds = Math.Round(s.Seconds, 3), CpuSeconds = Math.Round(Math.Max(0, s.Cpu), 3) }).ToList();
         list.Add(new StudyStage { Name = "other", Seconds = Math.Round(Math.Max(0, total - stages.Sum(s => s.Seconds)), 3) });
         return list;
     }
