@@ -23,13 +23,18 @@ public sealed class DecoderStack : nn.Module<Tensor, ForwardContext, Tensor>
 
     public TokenEmbedding Embeddings => embed_tokens;
 
-    /// <summary>Hidden states after the final norm, [batch, new, hidden].</summary>
+    /// <summary>Hidden states after the final norm, [batch, new, hidden]; with <see cref="ForwardContext.Layers"/> = k, the residual stream after layer k, unnormed.</summary>
     public override Tensor forward(Tensor ids, ForwardContext ctx)
     {
         using var scope = NewDisposeScope();
         var x = embed_tokens.call(ids);
         // Gemma: the normaliser √hidden is a tensor of the model dtype, so it is rounded to it first.
         if (embeddingScale is double s) x = x * tensor(s, x.dtype, x.device);
+        if (ctx.Layers is int k)
+        {
+            for (int i = 0; i < k; i++) x = layers[i].call(x, ctx);
+            return x.MoveToOuterDisposeScope();
+        }
         foreach (var layer in layers) x = layer.call(x, ctx);
         return norm.call(x).MoveToOuterDisposeScope();
     }

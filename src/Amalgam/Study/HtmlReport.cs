@@ -95,7 +95,15 @@ public static class HtmlReport
              .Append($"<td>{StudyFormat.TokensPerSecond(s.TokensPerSecond)}</td><td>{StudyFormat.Count(s.StoredParameters)}</td><td>{StudyFormat.Seconds(s.FitSeconds)}</td>")
              .Append($"<td>{E(x[i].FeatureSource ?? "")}</td><td>{(s.Deployable ? "yes" : "no")}</td></tr>");
         }
-        h.Append("</tbody></table></section>");
+        h.Append("</tbody></table>");
+        if (FeatureSources.Line(r) is not null)
+        {
+            h.Append("<p id=\"feature-sources\">Router feature sources, the best routing strategy of each (FLOPs include the features' pass): ");
+            h.Append(string.Join("; ", FeatureSources.Compute(r).Select(f => $"<strong>{E(f.Source)}</strong>: <code>{E(f.Best.Name)}</code> " +
+                $"{StudyFormat.Score(f.Best.HeldInNormalized)} held-in normalised, {StudyFormat.Score(f.Best.HeldOut)} held-out at {StudyFormat.Flops(f.Best.RelativeFlops)}×")));
+            h.Append(".</p>");
+        }
+        h.Append("</section>");
 
         h.Append($"<section><h2>Score per task ({E(r.Split)} split)</h2>").Append(Heatmap(r)).Append("</section>");
 

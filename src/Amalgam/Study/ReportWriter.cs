@@ -75,6 +75,8 @@ public static class ReportWriter
         }
         md.AppendLine();
 
+        if (FeatureSources.Line(r) is { } features) md.AppendLine(features).AppendLine();
+
         md.AppendLine("## Recommendation").AppendLine();
         md.AppendLine("Best deployable strategy within each budget (held-in normalised score, then held-out, then lower cost):").AppendLine();
         foreach (var pick in Recommendation.Compute(r))
