@@ -30,12 +30,13 @@ public sealed class DecoderStack : nn.Module<Tensor, ForwardContext, Tensor>
         var x = embed_tokens.call(ids);
         // Gemma: the normaliser √hidden is a tensor of the model dtype, so it is rounded to it first.
         if (embeddingScale is double s) x = x * tensor(s, x.dtype, x.device);
-        if (ctx.Layers is int k)
+        int run = ctx.Layers ?? layers.Count;
+        for (int i = 0; i < run; i++)
         {
-            for (int i = 0; i < k; i++) x = layers[i].call(x, ctx);
-            return x.MoveToOuterDisposeScope();
+            ctx.LayerInputs?.Invoke(i, x);
+            x = layers[i].call(x, ctx);
         }
-        foreach (var layer in layers) x = layer.call(x, ctx);
+        if (ctx.Layers is not null) return x.MoveToOuterDisposeScope();
         return norm.call(x).MoveToOuterDisposeScope();
     }
 }

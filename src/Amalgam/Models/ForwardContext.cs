@@ -18,4 +18,6 @@ public sealed record ForwardContext(Tensor Cos, Tensor Sin, Tensor Mask, KvCache
     public int? Layers { get; init; }
     public Tensor? LocalCos { get; init; }
     public Tensor? LocalSin { get; init; }
+    /// <summary>Called with each layer's index and input (see <see cref="DecoderInput.LayerInputs"/>).</summary>
+    public Action<int, Tensor>? LayerInputs { get; init; }
 }
