@@ -30,9 +30,8 @@ public sealed class DecoderStack : nn.Module<Tensor, ForwardContext, Tensor>
         var x = embed_tokens.call(ids);
         // Gemma: the normaliser √hidden is a tensor of the model dtype, so it is rounded to it first.
         if (embeddingScale is double s) x = x * tensor(s, x.dtype, x.device);
-        // ctx.Layers: stop after the first k layers (router features from a partial prompt pass; no final norm).
-        int count = ctx.Layers is int k ? k : layers.Count;
-        for (int i = 0; i < count; i++)
+        int run = ctx.Layers ?? layers.Count;
+        for (int i = 0; i < run; i++)
         {
             ctx.LayerInputs?.Invoke(i, x);
             x = layers[i].call(x, ctx);

@@ -59,7 +59,11 @@ public class LabelPlacementTests
     {
         var results = BundledResults.Load();
         var (plot, labels) = StudyPlots.FrontierLaidOut(results);
-        if (Environment.GetEnvironmentVariable("AMALGAM_TEST_ARTIFACTS") is { Length: > 0 } keep) StudyPlots.Write(results, keep);
+        if (Environment.GetEnvironmentVariable("AMALGAM_TEST_ARTIFACTS") is { Length: > 0 } keep)
+        {
+            StudyPlots.Write(results, keep);
+            File.WriteAllLines(Path.Combine(keep, "frontier-labels.txt"), labels.Select(l => $"{l.Name}\t{l.Box}\tleader={l.Leader}"));
+        }
         Assert.Equal(results.Strategies.Select(s => s.Name), labels.Select(l => l.Name));
         using var font = new SkiaSharp.SKFont(ScottPlot.Fonts.GetTypeface(EmbeddedFont.Register(), false, false), StudyPlots.LabelFontSize);
         var boxes = labels.Select(l =>
