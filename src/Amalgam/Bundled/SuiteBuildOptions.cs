@@ -67,14 +67,8 @@ public sealed record SuiteBuildOptions
     public double LoraAlpha { get; init; } = 16;
     public string? WordListPath { get; init; }
 
-    /// <summary>
-    /// The recipe of a variant. The instruct variant's experts train 100 steps instead of 600: they start from a base
-    /// that already knows one phrasing of their task, and the build had to fit the time the shared 2-core machine
-    /// left for it (suite/README.md has what they reach).
-    /// </summary>
-    public static SuiteBuildOptions For(SuiteVariant variant) => variant == SuiteVariant.Scratch
-        ? new() { Variant = SuiteVariant.Scratch }
-        : new() { Variant = SuiteVariant.Instruct, Expert = new SuiteBuildOptions().Expert with { Steps = 100 } };
+    /// <summary>The recipe of a variant: the same budgets, the variant's base.</summary>
+    public static SuiteBuildOptions For(SuiteVariant variant) => new() { Variant = variant };
 
     public static SuiteBuildOptions Quick { get; } = new()
     {
