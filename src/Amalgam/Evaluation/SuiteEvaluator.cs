@@ -16,12 +16,16 @@ public sealed record TaskEvaluation(string Task, string Family, bool HeldOut, st
 public static class SuiteEvaluator
 {
     public static TaskEvaluation Evaluate(CausalLM model, ITextTokenizer tokenizer, SuiteDefinition suite, TaskDefinition task,
-        string split = Suite.Test, int? limit = null) =>
-        Evaluate(new ModelPredictor(model), tokenizer, suite, task, split, limit);
+        string split = Suite.Test, int? limit = null, Truncation truncation = Truncation.None) =>
+        Evaluate(new ModelPredictor(model), tokenizer, suite, task, split, limit, truncation);
 
-    /// <summary>Scores any way of answering (a mixture, an ensemble, a routed library) on one task.</summary>
+    /// <summary>
+    /// Scores any way of answering (a mixture, an ensemble, a routed library) on one task. A prompt longer than the
+    /// model's context (with the answer's budget or its option) is refused naming file:line, or cut as
+    /// <paramref name="truncation"/> says.
+    /// </summary>
     public static TaskEvaluation Evaluate(IPredictor predictor, ITextTokenizer tokenizer, SuiteDefinition suite, TaskDefinition task,
-        string split = Suite.Test, int? limit = null)
+        string split = Suite.Test, int? limit = null, Truncation truncation = Truncation.None)
     {
         var examples = suite.LoadSplit(task, split);
         if (limit is int n) examples = examples.Take(n).ToList();
@@ -30,7 +34,8 @@ public static class SuiteEvaluator
         if (task.Metric == MetricNames.OptionAccuracy)
         {
             var pairs = examples.SelectMany((e, i) => e.Options!.Select(o => (prompts[i], o))).ToList();
-            var ll = OptionScorer.LogLikelihoods(predictor, tokenizer, pairs);
+            var where = examples.SelectMany(e => e.Options!.Select(_ => e.Where)).ToList();
+            var ll = OptionScorer.LogLikelihoods(predictor, tokenizer, pairs, truncation, where);
             var answers = new List<string>();
             double total = 0;
             int at = 0;
@@ -45,7 +50,7 @@ public static class SuiteEvaluator
         }
         // Budget: the longest target of the split plus a margin; a right answer must still end the line itself.
         int budget = examples.Max(e => tokenizer.Encode(e.Target, addBos: false).Count) + 4;
-        var generated = GenerationScorer.Answers(predictor, tokenizer, prompts, budget);
+        var generated = GenerationScorer.Answers(predictor, tokenizer, prompts, budget, truncation, examples.Select(e => e.Where).ToList());
         double score = examples.Select((e, i) => ExactMatch.Score(generated[i], e.Target)).Average();
         return new TaskEvaluation(task.Name, task.Family, task.HeldOut, task.Metric, score, examples.Count, generated);
     }

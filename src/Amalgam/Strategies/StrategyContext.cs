@@ -81,7 +81,8 @@ public sealed class StrategyContext(ExpertSuite suite, StrategyOptions options) 
     {
         var set = SelectionSet;
         int budget = set.Max(d => suite.Tokenizer.Encode(d.Example.Target, addBos: false).Count) + 4;
-        var answers = GenerationScorer.Answers(predictor, suite.Tokenizer, set.Select(d => suite.Suite.Prompt(d.Example)).ToList(), budget);
+        var answers = GenerationScorer.Answers(predictor, suite.Tokenizer, set.Select(d => suite.Suite.Prompt(d.Example)).ToList(), budget,
+            where: set.Select(d => d.Example.Where).ToList());
         return set.Select((d, n) => ExactMatch.Score(answers[n], d.Example.Target)).ToArray();
     }
 
