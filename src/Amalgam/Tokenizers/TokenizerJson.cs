@@ -5,11 +5,16 @@ namespace Amalgam.Tokenizers;
 /// <summary>Field access for tokenizer files that names the file and field in every error.</summary>
 internal static class TokenizerJson
 {
-    public static JsonDocument Parse(string path)
+    /// <summary>
+    /// Parses a JSON file of a model folder (a regular file, or a link inside the folder; at most
+    /// <see cref="Inputs.InputFiles.MaxTokenizerBytes"/>), or with <paramref name="userFile"/> a file the user named
+    /// (any regular file, at most <see cref="Inputs.InputFiles.MaxConfigBytes"/>).
+    /// </summary>
+    public static JsonDocument Parse(string path, bool userFile = false)
     {
         try
         {
-            using var stream = File.OpenRead(path);
+            using var stream = userFile ? Inputs.InputFiles.OpenRegular(path) : Inputs.InputFiles.OpenInFolder(path);
             return JsonDocument.Parse(stream);
         }
         catch (JsonException e)
