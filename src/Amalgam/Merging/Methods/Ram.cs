@@ -19,7 +19,7 @@ public sealed class Ram : IMergeMethod
 
     public IReadOnlyList<ParameterSpec> Parameters { get; } =
     [
-        new("epsilon", ParameterScope.Global, ParameterKind.Number, 1e-5, "|δ| above which an entry counts as updated"),
+        new("epsilon", ParameterScope.Global, ParameterKind.Number, 1e-5, "|δ| above which an entry counts as updated", Range: NumberRange.NonNegative),
     ];
 
     public Tensor Merge(MergeTensorInputs inputs)
