@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Globalization;
 using Amalgam.Merging.Execution;
+using Amalgam.Merging.Moe;
 using Amalgam.Merging.Recipes;
 using Spectre.Console;
 
@@ -64,6 +65,9 @@ public static class MergeCommand
                              ("--peft-double-scale", parse.GetValue(doubleScale)) })
                     if (given) throw new ArgumentException($"{name}: only with --method (the flags form); with a recipe file, set it in the recipe");
                 if (!File.Exists(args[0])) throw new FileNotFoundException($"{args[0]}: no such recipe file");
+                string text = File.ReadAllText(args[0]);
+                if (MoeRecipe.IsMoeConfig(text, Path.GetFileName(args[0])))
+                    return BuildMoe(MoeRecipe.Parse(text, Path.GetFileName(args[0])), args[1], parse.GetValue(seed), parse.GetValue(shard));
                 plan = MergePlan.Load(args[0]);
                 outDir = args[1];
             }
@@ -83,6 +87,19 @@ public static class MergeCommand
             return 0;
         }));
         return command;
+    }
+
+    /// <summary>A mergekit-moe config: builds the Mixtral MoE (the command-line overrides apply to it too).</summary>
+    static int BuildMoe(MoeRecipe recipe, string outDir, long? seed, string? shard)
+    {
+        if (seed is { } s) recipe = recipe with { RandomSeed = s };
+        if (shard is { } z)
+            recipe = recipe with { OutShardSize = ByteSize.TryParse(z, out long bytes) ? bytes : throw new ArgumentException($"--out-shard-size: expected a size such as 5B, 500M or 1000000, got '{z}'") };
+        var summary = MoeMerge.Run(recipe, outDir);
+        foreach (var note in summary.Notes) Console.Error.WriteLine($"amalgam: note: {note}");
+        Console.WriteLine($"built a Mixtral MoE of {recipe.Experts.Count} experts ({recipe.ExpertsPerToken} per token, gate_mode {recipe.GateMode}) into {summary.OutputFolder}: " +
+                          $"{summary.TensorsMerged} router and {summary.TensorsCopied} copied tensors, {ByteSize.Format(summary.BytesWritten)} written, {ByteSize.Format(summary.BytesRead)} read in {summary.Elapsed.TotalSeconds:0.0} s");
+        return 0;
     }
 
     /// <summary>A progress bar on stderr when it is a terminal; nothing when output is redirected.</summary>

@@ -4,7 +4,7 @@ using Amalgam.Serving.Engine;
 
 namespace Amalgam.Cli;
 
-/// <summary><c>amalgam serve</c>: an OpenAI-compatible HTTP service for a base, its adapters and mixes (docs/serving.md).</summary>
+/// <summary><c>amalgam serve</c>: an OpenAI-compatible HTTP service for a base, its adapters, mixes and saved strategies (docs/serving.md).</summary>
 public static class ServeCommand
 {
     public static Command Create()
@@ -19,8 +19,10 @@ public static class ServeCommand
         var kvBudget = new Option<int>("--kv-budget") { Description = "Key/value cache budget of the running batch, in MB (padding included).", DefaultValueFactory = _ => 2048 };
         var apiKey = new Option<string?>("--api-key") { Description = "Require Authorization: Bearer KEY on /v1/*." };
         var name = new Option<string?>("--served-model-name") { Description = "The base's name in requests (default: its folder's name)." };
+        var chatTemplate = new Option<string?>("--chat-template") { Description = "Jinja chat template FILE for /v1/chat/completions (default: the model's own)." };
+        var upstream = new Option<string?>("--upstream") { Description = "Gateway mode: route each request with the served router and forward it to this OpenAI-compatible URL with model set to the chosen adapter." };
         var command = new Command("serve", "OpenAI-compatible service (completions, chat, streaming) with continuous batching of mixed experts.");
-        foreach (var o in new Option[] { model, adapter, strategy, host, port, maxBatch, maxQueue, kvBudget, apiKey, name }) command.Options.Add(o);
+        foreach (var o in new Option[] { model, adapter, strategy, host, port, maxBatch, maxQueue, kvBudget, apiKey, name, chatTemplate, upstream }) command.Options.Add(o);
         command.SetAction(CliErrors.Guard(parse =>
         {
             int p = parse.GetValue(port);
@@ -36,6 +38,8 @@ public static class ServeCommand
                 Engine = new EngineOptions(parse.GetValue(maxBatch), parse.GetValue(maxQueue), (long)kv << 20),
                 ApiKey = parse.GetValue(apiKey),
                 ServedModelName = parse.GetValue(name),
+                ChatTemplateFile = parse.GetValue(chatTemplate),
+                Upstream = parse.GetValue(upstream) is { } u ? UpstreamUri(u) : null,
             };
             options.Engine.Validate();
             var server = AmalgamServer.StartAsync(options, line => Console.Error.WriteLine(line)).GetAwaiter().GetResult();
@@ -47,4 +51,8 @@ public static class ServeCommand
         }));
         return command;
     }
+
+    static Uri UpstreamUri(string value) =>
+        Uri.TryCreate(value, UriKind.Absolute, out var uri) && uri.Scheme is "http" or "https" ? uri
+        : throw new ArgumentException($"--upstream: '{value}' is not an http(s) URL");
 }

@@ -14,9 +14,10 @@ public enum EnsembleAggregation
 }
 
 /// <summary>
-/// Output ensembling: every prompt runs as K rows of one batch, row k with expert k alone (one-hot weights through
-/// an installed <see cref="ExpertLibrary"/>); at every decoding step the K next-token distributions of a prompt are
-/// combined with the ensemble weights, the combined argmax is appended to all K rows, and the KV cache carries on.
+/// Output ensembling's combination step: every prompt runs as K rows of one batch, row k with expert k alone
+/// (one-hot weights through an installed <see cref="ExpertLibrary"/>); at every decoding step the K next-token
+/// distributions of a prompt are combined here with the ensemble weights. The decoding and scoring loops that run
+/// the rows are <c>Predictors.EnsemblePredictor</c>'s (one path for the study, the CLI and the server).
 /// </summary>
 public static class EnsembleDecoder
 {
@@ -38,19 +39,5 @@ public static class EnsembleDecoder
             ? (logp + w.log()).logsumexp(1)                          // log Σ wₖ pₖ
             : nn.functional.log_softmax((logp * w).sum(1), -1);      // normalised Σ wₖ log pₖ
         return combined.MoveToOuterDisposeScope();
-    }
-
-    public static IReadOnlyList<IReadOnlyList<long>> Generate(CausalLM model, ExpertLibrary library, IReadOnlyList<IReadOnlyList<long>> prompts,
-        Tensor weights, EnsembleAggregation aggregation, int maxNewTokens, IReadOnlyCollection<long>? stopTokens = null, long padId = 0)
-    {
-        int k = library.Count;
-        if (weights.dim() != 1 || weights.shape[0] != k) throw new ArgumentException($"ensemble weights must be [{k}], got [{string.Join(", ", weights.shape)}]");
-        using (NewDisposeScope())
-            if ((weights < 0).any().item<bool>() || Math.Abs(weights.sum().item<float>() - 1) > 1e-4)
-                throw new ArgumentException("ensemble weights must be non-negative and sum to 1");
-        using var rowExpert = eye(k).repeat(prompts.Count, 1); // row p·K + e uses expert e alone
-        using var mixing = new FixedMixing(rowExpert);
-        return GreedyDecoder.Decode(model, prompts, k, maxNewTokens, stopTokens, padId, mixing,
-            logits => Combine(logits, weights, aggregation).argmax(-1).data<long>().ToArray());
     }
 }

@@ -102,8 +102,22 @@ public sealed class CostModel
     /// <summary>Arrow over K experts: per-token, per-module prototype scores, then the top-k experts' LoRAs.</summary>
     public double ArrowRouter(int experts, int topK) => ArrowScores(experts) + Loras(topK);
 
-    /// <summary>Twin-Merging: prompt features, the router MLP, a per-example merge of K experts folded in, base forwards.</summary>
-    public double TwinMerging(int experts, IReadOnlyList<int> mlpSizes) => PromptFeatures() + RouterMlp(mlpSizes) + DynamicMerge(experts) + FoldedMerge();
+    /// <summary>
+    /// Twin-Merging as Amalgam serves it: prompt features, the router MLP, then base forwards with the shared merge
+    /// folded in and the K exclusive parts applied in factored form at every token. LoRA FLOPs are linear in the
+    /// rank, so exclusive parts of rank <paramref name="exclusiveRank"/> cost exclusiveRank / expertRank of an
+    /// expert's LoRA each.
+    /// </summary>
+    public double TwinMerging(int experts, IReadOnlyList<int> mlpSizes, int exclusiveRank, int expertRank) =>
+        PromptFeatures() + RouterMlp(mlpSizes)
+        + Tokens * (ForwardPerToken + Count(experts, nameof(experts)) * LoraPerToken * Count(exclusiveRank, nameof(exclusiveRank)) / Count(expertRank, nameof(expertRank)));
+
+    /// <summary>
+    /// Twin-Merging as the paper runs it: prompt features, the router MLP, a per-example merge of K experts
+    /// materialised into the weights (<see cref="DynamicMerge"/>), then base forwards. Cheaper than the factored form
+    /// only when Σ r·in·out per example is below the tokens' LoRA cost (long prompts, many tokens).
+    /// </summary>
+    public double TwinMergingMaterialised(int experts, IReadOnlyList<int> mlpSizes) => PromptFeatures() + RouterMlp(mlpSizes) + DynamicMerge(experts) + FoldedMerge();
 
     /// <summary><paramref name="flops"/> per example over the base model's.</summary>
     public double Relative(double flops) => flops / Base();

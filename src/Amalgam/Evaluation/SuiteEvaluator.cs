@@ -6,8 +6,12 @@ using Amalgam.Predictors;
 
 namespace Amalgam.Evaluation;
 
-/// <summary>The score of one task on one split, with the model's answers for inspection.</summary>
-public sealed record TaskEvaluation(string Task, string Family, bool HeldOut, string Metric, double Score, int Count, IReadOnlyList<string> Answers);
+/// <summary>
+/// The score of one task on one split: the mean of <see cref="ExampleScores"/> (one per example, in split order),
+/// with the model's answers for inspection. The per-example scores are what the study's paired bootstrap resamples.
+/// </summary>
+public sealed record TaskEvaluation(string Task, string Family, bool HeldOut, string Metric, double Score, int Count, IReadOnlyList<string> Answers,
+    IReadOnlyList<double> ExampleScores);
 
 /// <summary>
 /// Scores a model (with whatever adapters are attached) on a suite's tasks: exact match after greedy decoding, or
@@ -30,28 +34,42 @@ public static class SuiteEvaluator
         var examples = suite.LoadSplit(task, split);
         if (limit is int n) examples = examples.Take(n).ToList();
         if (examples.Count == 0) throw new InvalidDataException($"{task.SplitPath(split)}: no examples");
+        var (scores, answers) = Score(predictor, tokenizer, suite, task.Metric, examples, truncation);
+        return new TaskEvaluation(task.Name, task.Family, task.HeldOut, task.Metric, scores.Average(), examples.Count, answers, scores);
+    }
+
+    /// <summary>
+    /// Per-example scores of <paramref name="examples"/> under <paramref name="metric"/> (the task's own), with the
+    /// answers: option accuracy by summed log-likelihood, or exact match of the greedy answer. Examples of several
+    /// tasks that share a metric can be scored in one call (one batch). A prompt too long for the model's context
+    /// is refused naming its file:line, or cut as <paramref name="truncation"/> says.
+    /// </summary>
+    public static (double[] Scores, IReadOnlyList<string> Answers) Score(IPredictor predictor, ITextTokenizer tokenizer, SuiteDefinition suite,
+        string metric, IReadOnlyList<Example> examples, Truncation truncation = Truncation.None)
+    {
+        if (examples.Count == 0) return ([], []);
         var prompts = examples.Select(suite.Prompt).ToList();
-        if (task.Metric == MetricNames.OptionAccuracy)
+        if (metric == MetricNames.OptionAccuracy)
         {
             var pairs = examples.SelectMany((e, i) => e.Options!.Select(o => (prompts[i], o))).ToList();
             var where = examples.SelectMany(e => e.Options!.Select(_ => e.Where)).ToList();
             var ll = OptionScorer.LogLikelihoods(predictor, tokenizer, pairs, truncation, where);
             var answers = new List<string>();
-            double total = 0;
+            var scores = new double[examples.Count];
             int at = 0;
-            foreach (var e in examples)
+            for (int i = 0; i < examples.Count; i++)
             {
-                var scores = ll.Skip(at).Take(e.Options!.Count).ToList();
+                var e = examples[i];
+                var options = ll.Skip(at).Take(e.Options!.Count).ToList();
                 at += e.Options.Count;
-                total += OptionAccuracy.Score(scores, OptionAccuracy.TargetIndex(e.Options, e.Target));
-                answers.Add(e.Options[scores.IndexOf(scores.Max())]);
+                scores[i] = OptionAccuracy.Score(options, OptionAccuracy.TargetIndex(e.Options, e.Target));
+                answers.Add(e.Options[options.IndexOf(options.Max())]);
             }
-            return new TaskEvaluation(task.Name, task.Family, task.HeldOut, task.Metric, total / examples.Count, examples.Count, answers);
+            return (scores, answers);
         }
-        // Budget: the longest target of the split plus a margin; a right answer must still end the line itself.
+        // Budget: the longest target of the examples plus a margin; a right answer must still end the line itself.
         int budget = examples.Max(e => tokenizer.Encode(e.Target, addBos: false).Count) + 4;
         var generated = GenerationScorer.Answers(predictor, tokenizer, prompts, budget, truncation, examples.Select(e => e.Where).ToList());
-        double score = examples.Select((e, i) => ExactMatch.Score(generated[i], e.Target)).Average();
-        return new TaskEvaluation(task.Name, task.Family, task.HeldOut, task.Metric, score, examples.Count, generated);
+        return (examples.Select((e, i) => ExactMatch.Score(generated[i], e.Target)).ToArray(), generated);
     }
 }

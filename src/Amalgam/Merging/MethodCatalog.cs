@@ -21,11 +21,11 @@ internal static class MethodCatalog
         new Sce(),
         new ArceeFusion(),
         new Ram(),
+        new RamPlusTl(),
     ];
 
     /// <summary>Names in mergekit's registry that Amalgam refuses, with the reason.</summary>
     public static readonly IReadOnlyDictionary<string, string> Refused = new Dictionary<string, string>(StringComparer.Ordinal)
     {
-        ["ramplus_tl"] = "'ramplus_tl' (RAM+ with its per-layer rescaling of unique updates) is not implemented; use ram",
     };
 }

@@ -18,6 +18,8 @@ public sealed partial class DecoderConfig
     [JsonIgnore] public bool IsGemma => Arch is "Gemma2ForCausalLM" or "Gemma3ForCausalLM";
     bool IsQwen => Arch is "Qwen2ForCausalLM" or "Qwen3ForCausalLM";
     bool IsPhi3 => Arch == "Phi3ForCausalLM";
+    /// <summary>Mixtral: Mistral's attention with a sparse mixture of SwiGLU experts in place of the MLP.</summary>
+    [JsonIgnore] public bool IsMixtral => Arch == "MixtralForCausalLM";
 
     /// <summary>head_dim, else the config class's default: 256 for Gemma, 128 for Qwen3, hidden / heads otherwise.</summary>
     [JsonIgnore]
@@ -28,9 +30,9 @@ public sealed partial class DecoderConfig
         _ => HiddenSize / NumAttentionHeads,
     };
 
-    /// <summary>Qwen2 always has q/k/v biases (and none on o_proj); Phi-3 has none; the others follow <c>attention_bias</c>.</summary>
-    [JsonIgnore] public bool QkvBias => Arch == "Qwen2ForCausalLM" || (!IsPhi3 && AttentionBias);
-    [JsonIgnore] public bool OutputBias => Arch != "Qwen2ForCausalLM" && !IsPhi3 && AttentionBias;
+    /// <summary>Qwen2 always has q/k/v biases (and none on o_proj); Phi-3 and Mixtral have none; the others follow <c>attention_bias</c>.</summary>
+    [JsonIgnore] public bool QkvBias => Arch == "Qwen2ForCausalLM" || (!IsPhi3 && !IsMixtral && AttentionBias);
+    [JsonIgnore] public bool OutputBias => Arch != "Qwen2ForCausalLM" && !IsPhi3 && !IsMixtral && AttentionBias;
 
     /// <summary>Phi-3: one <c>qkv_proj</c> and one <c>gate_up_proj</c> instead of q/k/v and gate/up.</summary>
     [JsonIgnore] public bool FusedProjections => IsPhi3;
@@ -116,6 +118,12 @@ public sealed partial class DecoderConfig
         {
             if (types.Count != NumHiddenLayers) throw Error("layer_types", $"has {types.Count} entries for {NumHiddenLayers} layers");
             if (types.FirstOrDefault(t => t is not (Sliding or Full)) is { } bad) throw Unsupported("layer_types", $"'{bad}' is not supported (expected '{Sliding}' or '{Full}')");
+        }
+        if (IsMixtral)
+        {
+            if (NumLocalExperts <= 0) throw Error("num_local_experts", $"must be a positive integer, got {NumLocalExperts}");
+            if (NumExpertsPerToken <= 0 || NumExpertsPerToken > NumLocalExperts)
+                throw Error("num_experts_per_tok", $"must be between 1 and num_local_experts ({NumLocalExperts}), got {NumExpertsPerToken}");
         }
         if (SlidingWindowPattern is <= 0) throw Error("sliding_window_pattern", $"must be positive, got {SlidingWindowPattern}");
         if (EffectiveSlidingWindow is <= 0) throw Error("sliding_window", $"must be positive, got {EffectiveSlidingWindow}");

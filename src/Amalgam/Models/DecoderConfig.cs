@@ -4,8 +4,8 @@ using System.Text.Json.Serialization;
 namespace Amalgam.Models;
 
 /// <summary>
-/// A Hugging Face decoder's <c>config.json</c> (Llama, Mistral, Qwen2, Qwen3, Gemma 2, Gemma 3 text and Phi-3
-/// families), mirrored field by field and validated once at load: anything this decoder cannot run exactly is
+/// A Hugging Face decoder's <c>config.json</c> (Llama, Mistral, Qwen2, Qwen3, Gemma 2, Gemma 3 text, Phi-3 and
+/// Mixtral families), mirrored field by field and validated once at load: anything this decoder cannot run exactly is
 /// refused, naming the field. What each family does differently is derived in DecoderConfig.Families.cs.
 /// </summary>
 public sealed partial class DecoderConfig
@@ -19,6 +19,7 @@ public sealed partial class DecoderConfig
         ["Gemma2ForCausalLM"] = "gemma2",
         ["Gemma3ForCausalLM"] = "gemma3_text",
         ["Phi3ForCausalLM"] = "phi3",
+        ["MixtralForCausalLM"] = "mixtral",
     };
 
     [JsonPropertyName("architectures")] public List<string>? Architectures { get; set; }
@@ -33,8 +34,11 @@ public sealed partial class DecoderConfig
     [JsonPropertyName("hidden_act")] public string? HiddenAct { get; set; }
     [JsonPropertyName("hidden_activation")] public string? HiddenActivation { get; set; }
     [JsonPropertyName("max_position_embeddings")] public int MaxPositionEmbeddings { get; set; } = 2048;
-    [JsonPropertyName("rms_norm_eps")] public double RmsNormEps { get; set; } = 1e-6;
-    [JsonPropertyName("rope_theta")] public double RopeTheta { get; set; } = 10000.0;
+    /// <summary>Absent means the config class's default: 1e-5 and 1e6 for Mixtral, 1e-6 and 10000 otherwise.</summary>
+    [JsonPropertyName("rms_norm_eps")] public double RmsNormEps { get => rmsNormEps ?? (IsMixtral ? 1e-5 : 1e-6); set => rmsNormEps = value; }
+    private double? rmsNormEps;
+    [JsonPropertyName("rope_theta")] public double RopeTheta { get => ropeTheta ?? (IsMixtral ? 1e6 : 10000.0); set => ropeTheta = value; }
+    private double? ropeTheta;
     [JsonPropertyName("rope_scaling")] public JsonElement? RopeScaling { get; set; }
     [JsonPropertyName("rope_local_base_freq")] public double? RopeLocalBaseFreq { get; set; }
     [JsonPropertyName("partial_rotary_factor")] public double? PartialRotaryFactor { get; set; }
@@ -58,6 +62,9 @@ public sealed partial class DecoderConfig
     [JsonPropertyName("eos_token_id")] public JsonElement? EosTokenId { get; set; }
     [JsonPropertyName("pad_token_id")] public JsonElement? PadTokenId { get; set; }
     [JsonPropertyName("torch_dtype")] public string? TorchDtype { get; set; }
+    /// <summary>Mixtral: experts per sparse-MoE layer and how many each token is routed to (MixtralConfig's defaults 8 and 2).</summary>
+    [JsonPropertyName("num_local_experts")] public int NumLocalExperts { get; set; } = 8;
+    [JsonPropertyName("num_experts_per_tok")] public int NumExpertsPerToken { get; set; } = 2;
 
     /// <summary>The file this configuration was read from, for error messages.</summary>
     [JsonIgnore] public string Source { get; private set; } = "config.json";
@@ -129,7 +136,9 @@ public sealed partial class DecoderConfig
             checked
             {
                 long h = HiddenSize, q = (long)NumAttentionHeads * HeadDim, kv = (long)KeyValueHeads * HeadDim;
-                long layer = h * q + 2 * h * kv + q * h + 3 * h * IntermediateSize + 2 * h;
+                long mlp = 3 * h * IntermediateSize;
+                if (IsMixtral) mlp = NumLocalExperts * mlp + h * NumLocalExperts; // the experts and the router
+                long layer = h * q + 2 * h * kv + q * h + mlp + 2 * h;
                 return (long)VocabSize * h * (TieWordEmbeddings ? 1 : 2) + NumHiddenLayers * layer + h;
             }
         }

@@ -10,7 +10,8 @@ namespace Amalgam.Models;
 public sealed class DecoderLayer : nn.Module<Tensor, ForwardContext, Tensor>
 {
     private readonly Attention self_attn;
-    private readonly GatedMlp mlp;
+    private readonly GatedMlp? mlp;
+    private readonly SparseMoeBlock? block_sparse_moe;
     private readonly RmsNorm input_layernorm;
     private readonly RmsNorm post_attention_layernorm;
     private readonly RmsNorm? pre_feedforward_layernorm;
@@ -19,7 +20,8 @@ public sealed class DecoderLayer : nn.Module<Tensor, ForwardContext, Tensor>
     public DecoderLayer(string name, DecoderConfig c, int layer, ScalarType dtype) : base(name)
     {
         self_attn = new Attention(nameof(self_attn), c, layer, dtype);
-        mlp = new GatedMlp(nameof(mlp), c, dtype);
+        if (c.IsMixtral) block_sparse_moe = new SparseMoeBlock(nameof(block_sparse_moe), c, dtype);
+        else mlp = new GatedMlp(nameof(mlp), c, dtype);
         input_layernorm = new RmsNorm(nameof(input_layernorm), c.HiddenSize, c.RmsNormEps, dtype, c.OffsetNorms);
         post_attention_layernorm = new RmsNorm(nameof(post_attention_layernorm), c.HiddenSize, c.RmsNormEps, dtype, c.OffsetNorms);
         if (c.SandwichNorms)
@@ -30,6 +32,8 @@ public sealed class DecoderLayer : nn.Module<Tensor, ForwardContext, Tensor>
         RegisterComponents();
     }
 
+    Tensor FeedForward(Tensor x, ForwardContext ctx) => mlp is not null ? mlp.call(x, ctx) : block_sparse_moe!.call(x, ctx);
+
     public override Tensor forward(Tensor x, ForwardContext ctx)
     {
         using var scope = NewDisposeScope();
@@ -37,9 +41,9 @@ public sealed class DecoderLayer : nn.Module<Tensor, ForwardContext, Tensor>
         if (pre_feedforward_layernorm is null)
         {
             var h = x + attn;
-            return (h + mlp.call(post_attention_layernorm.call(h), ctx)).MoveToOuterDisposeScope();
+            return (h + FeedForward(post_attention_layernorm.call(h), ctx)).MoveToOuterDisposeScope();
         }
         var g = x + post_attention_layernorm.call(attn);
-        return (g + post_feedforward_layernorm!.call(mlp.call(pre_feedforward_layernorm.call(g), ctx))).MoveToOuterDisposeScope();
+        return (g + post_feedforward_layernorm!.call(FeedForward(pre_feedforward_layernorm.call(g), ctx))).MoveToOuterDisposeScope();
     }
 }

@@ -30,7 +30,11 @@ public sealed class DecoderStack : nn.Module<Tensor, ForwardContext, Tensor>
         var x = embed_tokens.call(ids);
         // Gemma: the normaliser √hidden is a tensor of the model dtype, so it is rounded to it first.
         if (embeddingScale is double s) x = x * tensor(s, x.dtype, x.device);
-        foreach (var layer in layers) x = layer.call(x, ctx);
+        for (int i = 0; i < layers.Count; i++)
+        {
+            ctx.LayerInputs?.Invoke(i, x);
+            x = layers[i].call(x, ctx);
+        }
         return norm.call(x).MoveToOuterDisposeScope();
     }
 }

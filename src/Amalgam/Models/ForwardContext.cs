@@ -16,4 +16,6 @@ public sealed record ForwardContext(Tensor Cos, Tensor Sin, Tensor Mask, KvCache
     public Tensor? SlidingMask { get; init; }
     public Tensor? LocalCos { get; init; }
     public Tensor? LocalSin { get; init; }
+    /// <summary>Called with each layer's index and input (see <see cref="DecoderInput.LayerInputs"/>).</summary>
+    public Action<int, Tensor>? LayerInputs { get; init; }
 }

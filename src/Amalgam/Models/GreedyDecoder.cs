@@ -29,18 +29,7 @@ public static class GreedyDecoder
         var outputs = Enumerable.Range(0, n).Select(_ => new List<long>()).ToArray();
         var done = new bool[n];
 
-        var ids = new long[rows * width];
-        var mask = new long[rows * width];
-        for (int r = 0; r < rows; r++)
-        {
-            var prompt = prompts[r / copies];
-            for (int i = 0; i < width; i++)
-            {
-                int j = i - (width - prompt.Count);
-                ids[r * width + i] = j >= 0 ? prompt[j] : padId;
-                mask[r * width + i] = j >= 0 ? 1 : 0;
-            }
-        }
+        var (ids, mask, _) = SequenceBatch.LeftPadded(prompts, padId, copies);
 
         using var _ = inference_mode();
         using var cache = new KvCache(model.Config.NumHiddenLayers);

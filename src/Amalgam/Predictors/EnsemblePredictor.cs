@@ -36,6 +36,10 @@ public sealed class EnsemblePredictor : IPredictor
     public static EnsemblePredictor Weighted(CausalLM model, IReadOnlyList<double> weights, EnsembleAggregation aggregation, int batchSize = 64)
     {
         int k = weights.Count;
+        if (model.Linears.Values.Select(l => l.Mixture).FirstOrDefault(m => m is not null) is { } library && library.Experts != k)
+            throw new ArgumentException($"ensemble weights must be [{library.Experts}] (one per expert of the installed library), got [{k}]");
+        if (weights.Any(w => !(w >= 0)) || Math.Abs(weights.Sum() - 1) > 1e-4)
+            throw new ArgumentException($"ensemble weights must be non-negative and sum to 1, got [{string.Join(", ", weights)}]");
         return new EnsemblePredictor(model, k, p => (tensor(Enumerable.Range(0, p.Count * k).Select(i => (long)(i % k)).ToArray(), [p.Count, k]),
             Rows(weights, p.Count)), aggregation, batchSize);
     }

@@ -24,17 +24,8 @@ public static class PromptFeatures
         {
             using var batchScope = NewDisposeScope();
             var batch = prompts.Skip(start).Take(batchSize).ToList();
-            int rows = batch.Count, width = batch.Max(p => p.Count);
-            var ids = new long[rows * width];
-            var mask = new long[rows * width];
-            Array.Fill(ids, padId);
-            for (int r = 0; r < rows; r++)
-                for (int i = 0; i < batch[r].Count; i++)
-                {
-                    int at = r * width + width - batch[r].Count + i;
-                    ids[at] = batch[r][i];
-                    mask[at] = 1;
-                }
+            var (ids, mask, width) = SequenceBatch.LeftPadded(batch, padId);
+            int rows = batch.Count;
             var maskTensor = tensor(mask, [rows, width], device: device);
             var hidden = model.HiddenStates(new DecoderInput(tensor(ids, [rows, width], device: device), maskTensor)).to(ScalarType.Float32);
             var weights = maskTensor.to(ScalarType.Float32).unsqueeze(-1);

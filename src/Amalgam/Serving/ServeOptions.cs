@@ -16,10 +16,17 @@ public sealed record ServeOptions(string ModelDir)
     public string? ApiKey { get; init; }
 
     /// <summary>
-    /// Renders chat messages into the prompt text (the model's chat template); null: chat requests get a 400
-    /// naming <c>messages</c>.
+    /// Renders chat messages into the prompt text, encoded as it is (no BOS added: the template writes its own, as
+    /// <c>amalgam generate --chat</c> encodes it). Null: <see cref="ChatTemplateFile"/>, else the model folder's
+    /// chat template; with none, chat requests get a 400 naming <c>messages</c>.
     /// </summary>
     public Func<IReadOnlyList<Api.ChatMessage>, string>? ChatRenderer { get; init; }
+
+    /// <summary>A Jinja chat template file used instead of the model's (<c>--chat-template FILE</c>).</summary>
+    public string? ChatTemplateFile { get; init; }
+
+    /// <summary>An OpenAI-compatible server to forward requests to (gateway mode, <c>--upstream URL</c>).</summary>
+    public Uri? Upstream { get; init; }
 
     /// <summary>The base's name in <c>model</c> (default: the folder's name).</summary>
     public string? ServedModelName { get; init; }

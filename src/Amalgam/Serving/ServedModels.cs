@@ -52,6 +52,9 @@ public interface IServedModel
     int RowsPerRequest { get; }
 
     ExpertPlan Plan(IReadOnlyList<long> prompt);
+
+    /// <summary>The engine that answers (null: the base model's); a folded merge or Twin-Merging has its own base weights.</summary>
+    Engine.ServingEngine? Engine => null;
 }
 
 /// <summary>The base model alone.</summary>

@@ -13,17 +13,36 @@ public static class EnsembleStrategies
         Make(c, $"ensemble-uniform{Suffix(aggregation)}", StrategyVariant.Uniform, Enumerable.Repeat(1.0 / c.Suite.Count, c.Suite.Count).ToArray(),
             aggregation, 0, $"all {c.Suite.Count} experts, equal weights, {Describe(aggregation)}", null);
 
-    /// <summary>Weights fitted on validation (simplex, Adam on softmax logits) for the chosen objective.</summary>
+    /// <summary>
+    /// Weights fitted on validation (simplex, Adam on softmax logits) for the chosen objective, then held against
+    /// uniform weights on the validation selection set by each task's own metric: uniform is inside the search space,
+    /// so the fit is kept only when it scores strictly higher there (details.validation, details.chosen).
+    /// </summary>
     public static Strategy Fitted(StrategyContext c, FitObjective objective = FitObjective.CrossEntropy,
         EnsembleAggregation aggregation = EnsembleAggregation.Probabilities)
     {
+        var clock = System.Diagnostics.Stopwatch.StartNew();
         var data = c.Suite.Labelled(c.Options.FitExamplesPerTask);
         var fit = WeightFitting.Ensemble(c.Suite, data, objective, aggregation,
             new SimplexFitOptions(Steps: c.Options.FitSteps * 4, LearningRate: c.Options.FitLearningRate, Seed: c.Options.Seed));
+        var uniform = Enumerable.Repeat(1.0 / c.Suite.Count, c.Suite.Count).ToArray();
+        double Score(double[] w)
+        {
+            using var e = new EnsembleStrategy(w, aggregation);
+            return c.ValidationScore(e.Predictor(c.Suite.Pool));
+        }
+        double fittedScore = Score(fit.Vector);
+        double uniformScore = c.ValidationScore($"ensemble-uniform{Suffix(aggregation)}", () => new EnsembleStrategy(uniform, aggregation).Predictor(c.Suite.Pool));
+        bool keep = fittedScore > uniformScore;
+        var details = FitDetails(c, fit, objective);
+        details["validation"] = new JsonObject { ["uniform"] = Math.Round(uniformScore, 6), ["fitted"] = Math.Round(fittedScore, 6) };
+        details["chosen"] = keep ? "fitted" : "uniform";
+        if (!keep) details["fitted_weights"] = Weights(c, fit.Vector);
         string tag = objective == FitObjective.Entropy ? "-entropy" : "";
-        return Make(c, $"ensemble-fitted{tag}{Suffix(aggregation)}", StrategyVariant.Fitted, fit.Vector, aggregation, fit.Seconds,
-            $"all {c.Suite.Count} experts, weights fitted on validation ({ObjectiveName(objective)}), {Describe(aggregation)}",
-            FitDetails(c, fit, objective));
+        return Make(c, $"ensemble-fitted{tag}{Suffix(aggregation)}", StrategyVariant.Fitted, keep ? fit.Vector : uniform, aggregation, clock.Elapsed.TotalSeconds,
+            $"all {c.Suite.Count} experts, weights fitted on validation ({ObjectiveName(objective)}), {Describe(aggregation)}" +
+            (keep ? "" : "; the fit did not beat uniform weights on validation, so uniform weights are served"),
+            details);
     }
 
     static Strategy Make(StrategyContext c, string name, string variant, double[] weights, EnsembleAggregation aggregation, double fitSeconds,

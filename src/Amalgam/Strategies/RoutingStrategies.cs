@@ -78,9 +78,7 @@ public static class RoutingStrategies
             groupWise ? "twin-merging-groupwise" : "twin-merging", StrategyFamily.Route, null,
             $"Twin-Merging: task arithmetic (λ = {c.Options.TaskArithmeticLambda}) shared model + exclusive parts (rank {rank}) mixed by a router's softmax "
                 + (groupWise ? "averaged over each group of inputs with the same top expert" : "per example"),
-            // Served factored: shared folded, K exclusive rank-r LoRAs at every token, plus the router's features and MLP.
-            // (LoRA FLOPs are linear in the rank, so the exclusive rank scales one expert's count.)
-            m => m.PromptFeatures() + m.RouterMlp(c.RouterSizes) + m.Tokens * (m.ForwardPerToken + c.Suite.Count * m.LoraPerToken * rank / ExpertRank(c)),
+            m => m.TwinMerging(c.Suite.Count, c.RouterSizes, rank, ExpertRank(c)),
             Costs.Base(c.Suite) + exclusiveParameters + Costs.Mlp(c.RouterSizes), seconds,
             new JsonObject { ["lambda"] = c.Options.TaskArithmeticLambda, ["exclusive_rank"] = rank, ["group_wise"] = groupWise });
     }

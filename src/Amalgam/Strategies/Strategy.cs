@@ -53,6 +53,13 @@ public sealed class Strategy : IDisposable
         };
     }
 
+    /// <summary>The same strategy (sharing what it owns: dispose only one of the two) with <see cref="FitSeconds"/> replaced.</summary>
+    internal Strategy WithFitSeconds(double seconds) => new()
+    {
+        Name = Name, Family = Family, Variant = Variant, Description = Description, Deployable = Deployable, PredictorFor = PredictorFor,
+        Flops = Flops, StoredParameters = StoredParameters, FitSeconds = seconds, Details = Details, Owned = Owned, Saved = Saved,
+    };
+
     public void Dispose()
     {
         foreach (var d in Owned) d.Dispose();

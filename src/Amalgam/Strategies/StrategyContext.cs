@@ -1,5 +1,4 @@
 using Amalgam.Evaluation;
-using Amalgam.Evaluation.Metrics;
 using Amalgam.Evaluation.Suites;
 using Amalgam.Predictors;
 using Amalgam.Routing;
@@ -57,7 +56,7 @@ public sealed class StrategyContext(ExpertSuite suite, StrategyOptions options) 
     /// <summary>The examples greedy selection scores on.</summary>
     public IReadOnlyList<LabelledExample> SelectionSet => selection ??= suite.Labelled(options.SelectionExamplesPerTask);
 
-    /// <summary>correct[n, k]: whether expert k alone answers selection example n exactly.</summary>
+    /// <summary>correct[n, k]: expert k's score alone on selection example n, by its task's metric.</summary>
     public double[,] Correct => correct ??= Timed(() =>
     {
         var result = new double[SelectionSet.Count, suite.Count];
@@ -69,21 +68,40 @@ public sealed class StrategyContext(ExpertSuite suite, StrategyOptions options) 
         return result;
     }, s => CorrectnessSeconds = s);
 
-    /// <summary>Mean validation score over the held-in tasks (selection set) of a predictor.</summary>
+    /// <summary>Mean validation score over the held-in tasks (selection set) of a predictor, each task by its own metric.</summary>
     public double ValidationScore(IPredictor predictor) => TaskMean(SelectionScores(predictor));
 
     /// <summary>Per-example scores on the selection set averaged per task, then over the tasks.</summary>
     public double TaskMean(IReadOnlyList<double> perExample) =>
         SelectionSet.Select((d, n) => (d.Expert, Score: perExample[n])).GroupBy(x => x.Expert).Average(g => g.Average(x => x.Score));
 
-    /// <summary>Exact match of a predictor's greedy answer on every selection example.</summary>
-    double[] SelectionScores(IPredictor predictor)
+    /// <summary>
+    /// A predictor's score on every selection example by the metric of the example's task (the suite evaluator's
+    /// scoring: exact match of the greedy answer, or option accuracy), the examples of one metric in one batch.
+    /// </summary>
+    public double[] SelectionScores(IPredictor predictor)
     {
         var set = SelectionSet;
-        int budget = set.Max(d => suite.Tokenizer.Encode(d.Example.Target, addBos: false).Count) + 4;
-        var answers = GenerationScorer.Answers(predictor, suite.Tokenizer, set.Select(d => suite.Suite.Prompt(d.Example)).ToList(), budget,
-            where: set.Select(d => d.Example.Where).ToList());
-        return set.Select((d, n) => ExactMatch.Score(answers[n], d.Example.Target)).ToArray();
+        var scores = new double[set.Count];
+        foreach (var group in Enumerable.Range(0, set.Count).GroupBy(n => suite.ExpertTasks[set[n].Expert].Metric))
+        {
+            var at = group.ToList();
+            var (s, _) = SuiteEvaluator.Score(predictor, suite.Tokenizer, suite.Suite, group.Key, at.Select(n => set[n].Example).ToList());
+            for (int i = 0; i < at.Count; i++) scores[at[i]] = s[i];
+        }
+        return scores;
+    }
+
+    private readonly Dictionary<string, double> validationMemo = new(StringComparer.Ordinal);
+
+    /// <summary>
+    /// <see cref="ValidationScore"/> of the predictor <paramref name="make"/> builds, computed once per key (e.g. the
+    /// uniform merge that task-wise and layer-wise fits are both held against).
+    /// </summary>
+    public double ValidationScore(string key, Func<IPredictor> make)
+    {
+        if (!validationMemo.TryGetValue(key, out var v)) validationMemo[key] = v = ValidationScore(make());
+        return v;
     }
 
     static T Timed<T>(Func<T> make, Action<double> seconds)

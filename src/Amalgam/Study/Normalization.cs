@@ -1,10 +1,13 @@
 namespace Amalgam.Study;
 
 /// <summary>
-/// The study's two quality numbers. Held-in: Twin-Merging's normalised score, the mean over held-in tasks t of
+/// The study's quality numbers. Held-in: Twin-Merging's normalised score, the mean over held-in tasks t of
 /// score_t / expert_t, so 1.0 means "as good as every task's own expert" (it can exceed 1). A task whose expert
-/// scores 0 has no meaningful ratio and is skipped (<see cref="SkippedTasks"/>; report.md says which). Held-out:
-/// the plain mean of the held-out tasks' scores (they have no expert to normalise by).
+/// scores 0 has no meaningful ratio and is skipped (<see cref="SkippedTasks"/>; report.md says which). Gap closed:
+/// the mean over held-in tasks of (score_t − base_t) / (expert_t − base_t), 0 = the base model, 1 = the expert
+/// (FusionBench's view: with a capable base, a merge can be 92 % normalised yet close a fifth of the gap); tasks
+/// whose expert does not beat the base are skipped (<see cref="GapSkippedTasks"/>). Held-out: the plain mean of the
+/// held-out tasks' scores (they have no expert to normalise by).
 /// </summary>
 public static class Normalization
 {
@@ -30,6 +33,30 @@ public static class Normalization
         return sum / n;
     }
 
+    /// <summary>Held-in tasks left out of gap closed because their expert does not beat the base (or either score is missing).</summary>
+    public static IReadOnlyList<string> GapSkippedTasks(IEnumerable<StudyTask> tasks, IReadOnlyDictionary<string, double> expertScores,
+        IReadOnlyDictionary<string, double> baseScores) =>
+        tasks.Where(t => !t.HeldOut && !(expertScores.TryGetValue(t.Name, out var e) && baseScores.TryGetValue(t.Name, out var b) && e > b))
+            .Select(t => t.Name).ToList();
+
+    /// <summary>Mean over held-in tasks whose expert beats the base of (score − base) / (expert − base); null when no task qualifies.</summary>
+    /// <exception cref="ArgumentException">a qualifying held-in task missing from <paramref name="perTask"/></exception>
+    public static double? GapClosed(IReadOnlyDictionary<string, double> perTask, IEnumerable<StudyTask> tasks,
+        IReadOnlyDictionary<string, double> expertScores, IReadOnlyDictionary<string, double> baseScores)
+    {
+        double sum = 0;
+        int n = 0;
+        foreach (var t in tasks.Where(t => !t.HeldOut))
+        {
+            if (!(expertScores.TryGetValue(t.Name, out var e) && baseScores.TryGetValue(t.Name, out var b) && e > b)) continue;
+            if (!perTask.TryGetValue(t.Name, out var score))
+                throw new ArgumentException($"per_task: held-in task '{t.Name}' has no score", nameof(perTask));
+            sum += (score - b) / (e - b);
+            n++;
+        }
+        return n == 0 ? null : sum / n;
+    }
+
     /// <summary>Mean score over held-out tasks; null when none of them was scored.</summary>
     /// <exception cref="ArgumentException">some but not all held-out tasks scored</exception>
     public static double? HeldOut(IReadOnlyDictionary<string, double> perTask, IEnumerable<StudyTask> tasks)
@@ -42,10 +69,19 @@ public static class Normalization
         return scored.Average(t => perTask[t.Name]);
     }
 
-    /// <summary>The strategy with <c>held_in_normalized</c> and <c>held_out</c> computed from its <c>per_task</c>.</summary>
-    public static StrategyResult Fill(StrategyResult strategy, IEnumerable<StudyTask> tasks, IReadOnlyDictionary<string, double> expertScores)
+    /// <summary>
+    /// The strategy with <c>held_in_normalized</c>, <c>held_out</c> and (given the base's scores) <c>gap_closed</c>
+    /// computed from its <c>per_task</c>.
+    /// </summary>
+    public static StrategyResult Fill(StrategyResult strategy, IEnumerable<StudyTask> tasks, IReadOnlyDictionary<string, double> expertScores,
+        IReadOnlyDictionary<string, double>? baseScores = null)
     {
         var list = tasks as IReadOnlyCollection<StudyTask> ?? tasks.ToList();
-        return strategy with { HeldInNormalized = HeldIn(strategy.PerTask, list, expertScores), HeldOut = HeldOut(strategy.PerTask, list) };
+        return strategy with
+        {
+            HeldInNormalized = HeldIn(strategy.PerTask, list, expertScores),
+            HeldOut = HeldOut(strategy.PerTask, list),
+            GapClosed = baseScores is null ? null : GapClosed(strategy.PerTask, list, expertScores, baseScores),
+        };
     }
 }

@@ -92,6 +92,17 @@ public static class StudyResultsFile
         if (Normalization.SkippedTasks(r.Tasks, r.ExpertScores).Count == r.HeldInTasks.Count())
             throw Error("expert_scores", "every expert scores 0, so the normalised score is undefined");
 
+        if (r.BaseScores is { } baseScores)
+        {
+            foreach (var (task, score) in baseScores)
+            {
+                if (!names.Contains(task)) throw Error($"base_scores.{task}", "not a task of the study");
+                CheckScore(score, $"base_scores.{task}");
+            }
+            foreach (var t in r.HeldInTasks)
+                if (!baseScores.ContainsKey(t.Name)) throw Error($"base_scores.{t.Name}", "missing (gap closed needs the base's score on every held-in task)");
+        }
+
         if (r.BaseModel is null) throw Error("base_model", "missing");
         if (!(r.BaseModel.FlopsPerExample > 0 && double.IsFinite(r.BaseModel.FlopsPerExample)))
             throw Error("base_model.flops_per_example", $"must be positive, got {r.BaseModel.FlopsPerExample}");
@@ -135,6 +146,22 @@ public static class StudyResultsFile
                 throw Error($"{at}.held_in_normalized", $"{s.HeldInNormalized} disagrees with per_task, which gives {heldIn}");
             if (heldOut is null != s.HeldOut is null || (heldOut is double h && Math.Abs(h - s.HeldOut!.Value) > MeanTolerance))
                 throw Error($"{at}.held_out", $"{Show(s.HeldOut)} disagrees with per_task, which gives {Show(heldOut)}");
+            double? gap = r.BaseScores is null ? null : Normalization.GapClosed(s.PerTask, r.Tasks, r.ExpertScores, r.BaseScores);
+            if (gap is null != s.GapClosed is null || (gap is double g && Math.Abs(g - s.GapClosed!.Value) > MeanTolerance))
+                throw Error($"{at}.gap_closed", $"{Show(s.GapClosed)} disagrees with per_task and base_scores, which give {Show(gap)}");
+            if (s.PerExample is { } perExample)
+            {
+                if (!perExample.Keys.ToHashSet().SetEquals(s.PerTask.Keys))
+                    throw Error($"{at}.per_example", $"tasks {string.Join(", ", perExample.Keys.Order())} differ from per_task's {string.Join(", ", s.PerTask.Keys.Order())}");
+                foreach (var (task, scores) in perExample)
+                {
+                    if (scores is null || scores.Length == 0) throw Error($"{at}.per_example.{task}", "no examples");
+                    foreach (var v in scores) CheckScore(v, $"{at}.per_example.{task}");
+                    if (Math.Abs(scores.Average() - s.PerTask[task]) > MeanTolerance)
+                        throw Error($"{at}.per_example.{task}", $"mean {scores.Average()} disagrees with per_task's {s.PerTask[task]}");
+                }
+            }
+            if (s.TokensPerSecondSpread is double spread) NonNegative(spread, $"{at}.tokens_per_second_spread");
             if (!(s.RelativeFlops > 0 && double.IsFinite(s.RelativeFlops)))
                 throw Error($"{at}.relative_flops", $"must be positive, got {s.RelativeFlops}");
             NonNegative(s.TokensPerSecond, $"{at}.tokens_per_second");
@@ -143,6 +170,22 @@ public static class StudyResultsFile
             NonNegative(s.EvalSeconds, $"{at}.eval_seconds");
         }
 
+        if (r.Skipped is { } skipped)
+            for (int i = 0; i < skipped.Count; i++)
+            {
+                if (skipped[i] is null || string.IsNullOrWhiteSpace(skipped[i].Name)) throw Error($"skipped[{i}].name", "missing");
+                if (strategyNames.Contains(skipped[i].Name)) throw Error($"skipped[{i}] '{skipped[i].Name}'", "is also in strategies");
+                if (string.IsNullOrWhiteSpace(skipped[i].Reason)) throw Error($"skipped[{i}] '{skipped[i].Name}'.reason", "missing");
+            }
+        if (r.Stages is { } stages)
+            for (int i = 0; i < stages.Count; i++)
+            {
+                if (stages[i] is null || string.IsNullOrWhiteSpace(stages[i].Name)) throw Error($"stages[{i}].name", "missing");
+                NonNegative(stages[i].Seconds, $"stages[{i}] '{stages[i].Name}'.seconds");
+                if (stages[i].CpuSeconds is double cpu) NonNegative(cpu, $"stages[{i}] '{stages[i].Name}'.cpu_seconds");
+            }
+        CheckIntervals(r, shownAs);
+
         void CheckScore(double v, string field)
         {
             if (!(v >= 0 && v <= 1)) throw Error(field, $"score must be in [0, 1], got {v}");
@@ -150,6 +193,54 @@ public static class StudyResultsFile
         void NonNegative(double v, string field)
         {
             if (!(v >= 0 && double.IsFinite(v))) throw Error(field, $"must be a finite number ≥ 0, got {v}");
+        }
+    }
+
+    /// <summary>Intervals present exactly when a bootstrap is, and equal (to 1e-9) to the ones recomputed from per_example.</summary>
+    static void CheckIntervals(StudyResults r, string shownAs)
+    {
+        InvalidDataException Error(string field, string message) => new($"{shownAs}: {field}: {message}");
+        if (r.Bootstrap is null)
+        {
+            for (int i = 0; i < r.Strategies.Count; i++)
+            {
+                var s = r.Strategies[i];
+                foreach (var (field, value) in new[] { ("held_in_interval", s.HeldInInterval), ("gap_closed_interval", s.GapClosedInterval), ("held_out_interval", s.HeldOutInterval) })
+                    if (value is not null) throw Error($"strategies[{i}] '{s.Name}'.{field}", "given without a top-level bootstrap");
+            }
+            return;
+        }
+        StudyBootstrap boot;
+        try
+        {
+            boot = StudyBootstrap.Compute(r, r.Bootstrap);
+        }
+        catch (ArgumentException e)
+        {
+            throw new InvalidDataException($"{shownAs}: {e.Message}");
+        }
+        for (int i = 0; i < r.Strategies.Count; i++)
+        {
+            var s = r.Strategies[i];
+            var rep = boot.Of(s.Name);
+            Check("held_in_interval", s.HeldInInterval, rep.HeldIn);
+            Check("gap_closed_interval", s.GapClosedInterval, rep.GapClosed);
+            Check("held_out_interval", s.HeldOutInterval, rep.HeldOut);
+
+            void Check(string field, double[]? stored, double[]? replicates)
+            {
+                string at = $"strategies[{i}] '{s.Name}'.{field}";
+                if (replicates is null)
+                {
+                    if (stored is not null) throw Error(at, "given, but the strategy has no such score");
+                    return;
+                }
+                if (stored is null) throw Error(at, "missing (the study has a bootstrap)");
+                if (stored.Length != 2) throw Error(at, $"must be [lo, hi], got {stored.Length} numbers");
+                var (lo, hi) = boot.Interval(replicates);
+                if (Math.Abs(stored[0] - lo) > MeanTolerance || Math.Abs(stored[1] - hi) > MeanTolerance)
+                    throw Error(at, $"[{Show(stored[0])}, {Show(stored[1])}] disagrees with the bootstrap of per_example, which gives [{Show(lo)}, {Show(hi)}]");
+            }
         }
     }
 

@@ -16,9 +16,12 @@ namespace Amalgam.Study;
 /// <param name="ThroughputTokens">tokens generated per probe prompt</param>
 /// <param name="Entries">strategies to run instead of the catalogue's (the CLI verbs build their own variants)</param>
 /// <param name="ExportDir">where every deployable strategy is saved as a strategy folder (one per name); null: not saved</param>
+/// <param name="Skip">catalogue names or families left out (after <paramref name="Strategies"/>)</param>
+/// <param name="Budget">wall-clock cap: once spent, no further strategy starts (the rest are listed as skipped; the first always runs); null = none</param>
+/// <param name="BootstrapSamples">paired bootstrap resamples behind every interval (0 = no intervals)</param>
 public sealed record StudyOptions(string SuiteDir, IReadOnlyCollection<string>? Strategies = null, int? TestLimit = null,
     StrategyOptions? Fitting = null, int ThroughputPrompts = 32, int ThroughputTokens = 16, IReadOnlyList<StudyCatalog.Entry>? Entries = null,
-    string? ExportDir = null)
+    string? ExportDir = null, IReadOnlyCollection<string>? Skip = null, TimeSpan? Budget = null, int BootstrapSamples = StudyBootstrap.DefaultSamples)
 {
     /// <summary>The --quick configuration: few test examples, little fitting data; every strategy still runs.</summary>
     public static StudyOptions Quick(string suiteDir, IReadOnlyCollection<string>? strategies = null, int seed = 0) =>
@@ -26,52 +29,101 @@ public sealed record StudyOptions(string SuiteDir, IReadOnlyCollection<string>? 
 }
 
 /// <summary>
-/// Runs the trade-off study: builds each strategy (fitting only on validation splits), scores it on every task's
-/// test split, counts its FLOPs and stored parameters, measures its tokens per second on a fixed probe batch, and
-/// returns the results (write them with <see cref="StudyOutputs.Write"/>).
+/// Runs the trade-off study: scores the references (every expert on its own task, the base on every task), then
+/// builds each strategy (fitting only on validation splits), scores it on every task's test split keeping each
+/// example's score, counts its FLOPs and stored parameters, measures its tokens per second on a fixed probe batch,
+/// and finally bootstraps intervals over the test examples (write the results with <see cref="StudyOutputs.Write"/>).
+/// Strategies run in catalogue order; one that cannot apply to the suite (<see cref="StudyCatalog.Entry.WhyNot"/>),
+/// is skipped by name, or would start after the budget is spent is listed in <c>skipped</c> with the reason.
 /// </summary>
 public static class StudyRunner
 {
     public static StudyResults Run(StudyOptions options, IProgress<string>? progress = null)
     {
         var clock = Stopwatch.StartNew();
+        var stages = new StageClock();
         var fitting = options.Fitting ?? new StrategyOptions();
         var entries = options.Entries ?? StudyCatalog.Select(options.Strategies ?? []);
-        using var suite = ExpertSuite.Load(options.SuiteDir);
+        if (options.Skip is { Count: > 0 } skip) entries = StudyCatalog.Skip(entries, skip);
+        progress?.Report("loading the suite");
+        using var suite = stages.Time("load suite", () => ExpertSuite.Load(options.SuiteDir));
+        if (suite.Count < 2)
+            throw new InvalidDataException($"{Path.Combine(options.SuiteDir, Suite.FileName)}: the study compares ways of combining experts and needs at least 2 (this suite has {suite.Count})");
         using var context = new StrategyContext(suite, fitting);
         var tasks = suite.Suite.Tasks;
         var cost = CostModelFor(suite, options.TestLimit);
         var probe = ProbePrompts(suite, options.ThroughputPrompts);
 
+        // The references, scored once: the experts (denominators of the normalised score) and the base (zero point of
+        // gap closed). The base and oracle strategies reuse these evaluations instead of repeating them.
         progress?.Report("expert scores (each expert on its own task)");
-        var expertScores = new Dictionary<string, double>();
-        double baseTokensPerSecond;
-        using (var oracle = ReferenceStrategies.ExpertOracle(context))
+        var reused = new Dictionary<string, Dictionary<string, TaskEvaluation>>(StringComparer.Ordinal);
+        var expertEvals = reused["expert-oracle"] = [];
+        stages.Time("expert scores", () =>
         {
+            using var oracle = ReferenceStrategies.ExpertOracle(context);
             foreach (var t in suite.ExpertTasks)
-                expertScores[t.Name] = SuiteEvaluator.Evaluate(oracle.PredictorFor(t)!, suite.Tokenizer, suite.Suite, t, Suite.Test, options.TestLimit).Score;
+                expertEvals[t.Name] = SuiteEvaluator.Evaluate(oracle.PredictorFor(t)!, suite.Tokenizer, suite.Suite, t, Suite.Test, options.TestLimit);
+        });
+        progress?.Report("base scores (the base on every task)");
+        var baseEvals = reused["base"] = [];
+        (double Value, double Spread) baseTokensPerSecond;
+        using (var baseline = ReferenceStrategies.Base(context))
+        {
+            stages.Time("base scores", () =>
+            {
+                foreach (var t in tasks)
+                    baseEvals[t.Name] = SuiteEvaluator.Evaluate(baseline.PredictorFor(t)!, suite.Tokenizer, suite.Suite, t, Suite.Test, options.TestLimit);
+            });
+            baseTokensPerSecond = stages.Time("base tokens/s", () => TokensPerSecond(baseline, probe, options.ThroughputTokens, suite.PadId));
         }
-        using (var baseline = ReferenceStrategies.Base(context)) baseTokensPerSecond = TokensPerSecond(baseline, probe, options.ThroughputTokens, suite.PadId);
+        var expertScores = expertEvals.ToDictionary(e => e.Key, e => e.Value.Score);
+        var baseScores = baseEvals.ToDictionary(e => e.Key, e => e.Value.Score);
 
         var studyTasks = tasks.Select(t => new StudyTask { Name = t.Name, Family = t.Family, HeldOut = t.HeldOut, Metric = t.Metric }).ToList();
         var results = new List<StrategyResult>();
+        var skipped = new List<SkippedStrategy>();
+        if (options.Skip is { Count: > 0 })
+            foreach (var e in (options.Entries ?? StudyCatalog.Select(options.Strategies ?? [])).Where(e => !entries.Contains(e)))
+                skipped.Add(new SkippedStrategy { Name = e.Name, Reason = "--skip" });
         for (int i = 0; i < entries.Count; i++)
         {
             var entry = entries[i];
-            progress?.Report($"[{i + 1}/{entries.Count}] {entry.Name}: fitting");
-            using var strategy = entry.Build(context);
+            string at = $"[{i + 1}/{entries.Count}] {entry.Name}";
+            if (entry.WhyNot(suite.Count) is { } why)
+            {
+                progress?.Report($"{at}: skipped: {why}");
+                skipped.Add(new SkippedStrategy { Name = entry.Name, Reason = why });
+                continue;
+            }
+            if (options.Budget is { } budget && results.Count > 0 && clock.Elapsed >= budget)
+            {
+                string reason = $"--budget {StudyFormat.Duration(budget)} spent ({StudyFormat.Seconds(clock.Elapsed.TotalSeconds)} s when it was due to start)";
+                progress?.Report($"{at}: skipped: {reason}");
+                skipped.Add(new SkippedStrategy { Name = entry.Name, Reason = reason });
+                continue;
+            }
+            progress?.Report($"{at}: fitting");
+            using var strategy = stages.Time($"fit {entry.Family}", () => entry.Build(context));
             if (options.ExportDir is not null && strategy.Saved is { } saved)
             {
-                progress?.Report($"[{i + 1}/{entries.Count}] {entry.Name}: saving");
-                StrategyFolder.Save(saved, suite.Pool, Path.Combine(options.ExportDir, strategy.Name), strategy.Details);
+                progress?.Report($"{at}: saving");
+                stages.Time("export", () => StrategyFolder.Save(saved, suite.Pool, Path.Combine(options.ExportDir, strategy.Name), strategy.Details));
             }
-            progress?.Report($"[{i + 1}/{entries.Count}] {entry.Name}: evaluating");
+            progress?.Report($"{at}: evaluating");
             var evalClock = Stopwatch.StartNew();
-            var perTask = new Dictionary<string, double>();
-            foreach (var t in tasks)
-                if (strategy.PredictorFor(t) is { } predictor)
-                    perTask[t.Name] = SuiteEvaluator.Evaluate(predictor, suite.Tokenizer, suite.Suite, t, Suite.Test, options.TestLimit).Score;
+            var evaluations = stages.Time($"evaluate {entry.Family}", () =>
+            {
+                var found = reused.GetValueOrDefault(entry.Name);
+                var perTask = new Dictionary<string, TaskEvaluation>();
+                foreach (var t in tasks)
+                    if (found?.GetValueOrDefault(t.Name) is { } cached) perTask[t.Name] = cached;
+                    else if (strategy.PredictorFor(t) is { } predictor)
+                        perTask[t.Name] = SuiteEvaluator.Evaluate(predictor, suite.Tokenizer, suite.Suite, t, Suite.Test, options.TestLimit);
+                return perTask;
+            });
             double evalSeconds = evalClock.Elapsed.TotalSeconds;
+            var (tokensPerSecond, spread) = stages.Time($"tokens/s {entry.Family}", () => TokensPerSecond(strategy, probe, options.ThroughputTokens, suite.PadId));
             var result = new StrategyResult
             {
                 Name = strategy.Name,
@@ -79,17 +131,20 @@ public static class StudyRunner
                 Variant = strategy.Variant,
                 Description = strategy.Description,
                 Deployable = strategy.Deployable,
-                PerTask = perTask,
+                PerTask = evaluations.ToDictionary(e => e.Key, e => e.Value.Score),
+                PerExample = options.BootstrapSamples > 0 ? evaluations.ToDictionary(e => e.Key, e => e.Value.ExampleScores.ToArray()) : null,
                 RelativeFlops = cost.Relative(strategy.Flops(cost)),
-                TokensPerSecond = TokensPerSecond(strategy, probe, options.ThroughputTokens, suite.PadId),
+                TokensPerSecond = tokensPerSecond,
+                TokensPerSecondSpread = spread,
                 StoredParameters = strategy.StoredParameters,
                 FitSeconds = strategy.FitSeconds,
                 EvalSeconds = evalSeconds,
                 Details = strategy.Details,
             };
-            results.Add(Normalization.Fill(result, studyTasks, expertScores));
-            progress?.Report($"[{i + 1}/{entries.Count}] {entry.Name}: held-in {results[^1].HeldInNormalized:F3}, held-out {results[^1].HeldOut?.ToString("F3") ?? "-"}");
+            results.Add(Normalization.Fill(result, studyTasks, expertScores, baseScores));
+            progress?.Report($"{at}: held-in {results[^1].HeldInNormalized:F3}, gap closed {results[^1].GapClosed?.ToString("F3") ?? "-"}, held-out {results[^1].HeldOut?.ToString("F3") ?? "-"}");
         }
+        if (results.Count == 0) throw new ArgumentException("study: no strategy left to run (every one was skipped: " + string.Join("; ", skipped.Select(s => $"{s.Name}: {s.Reason}")) + ")");
 
         var study = new StudyResults
         {
@@ -98,6 +153,7 @@ public static class StudyRunner
             Split = Suite.Test,
             Tasks = studyTasks,
             ExpertScores = expertScores,
+            BaseScores = baseScores,
             BaseModel = new BaseModelInfo
             {
                 Path = suite.Suite.BasePath,
@@ -106,16 +162,22 @@ public static class StudyRunner
                 FlopsPerExample = cost.Base(),
                 PromptTokens = cost.PromptTokens,
                 AnswerTokens = cost.AnswerTokens,
-                TokensPerSecond = baseTokensPerSecond,
+                TokensPerSecond = baseTokensPerSecond.Value,
             },
             Seed = fitting.Seed,
             Machine = MachineInfo.Current(),
-            TotalSeconds = clock.Elapsed.TotalSeconds,
             CreatedAt = DateTimeOffset.UtcNow,
             Strategies = results,
+            Skipped = skipped,
         };
-        if (options.ExportDir is not null) ExportRecommended(study, options.ExportDir);
-        return study;
+        if (options.BootstrapSamples > 0)
+        {
+            progress?.Report($"bootstrap ({options.BootstrapSamples} paired resamples of the test examples)");
+            var settings = new BootstrapSettings { Samples = options.BootstrapSamples, Seed = fitting.Seed, Level = StudyBootstrap.DefaultLevel };
+            study = stages.Time("bootstrap", () => StudyBootstrap.WithIntervals(study, settings));
+        }
+        if (options.ExportDir is not null) stages.Time("export", () => ExportRecommended(study, options.ExportDir));
+        return study with { TotalSeconds = clock.Elapsed.TotalSeconds, Stages = stages.Stages(clock.Elapsed.TotalSeconds) };
     }
 
     /// <summary>Copies the recommendation of every budget to <c>recommended/&lt;budget&gt;</c> beside the saved strategies.</summary>
@@ -149,20 +211,59 @@ public static class StudyRunner
 
     /// <summary>
     /// Generated tokens per second on the probe batch (no stop tokens, so every row makes every token): the fastest of
-    /// three timed runs after a warm-up (the machine's noise only ever slows a run down). A strategy with one predictor
-    /// for all tasks runs the batch at once.
+    /// three timed runs after a warm-up (the machine's noise only ever slows a run down), and the runs' spread
+    /// (slowest − fastest) / fastest, which says whether the figure can be trusted. A strategy with one predictor for
+    /// all tasks runs the batch at once.
     /// </summary>
-    static double TokensPerSecond(Strategy strategy, List<(TaskDefinition Task, IReadOnlyList<long> Prompt)> probe, int tokens, long pad)
+    static (double Value, double Spread) TokensPerSecond(Strategy strategy, List<(TaskDefinition Task, IReadOnlyList<long> Prompt)> probe, int tokens, long pad)
     {
         var groups = probe.GroupBy(p => p.Task.Name).Select(g => (Predictor: strategy.PredictorFor(g.First().Task), Prompts: g.Select(p => p.Prompt).ToList()))
             .Where(g => g.Predictor is not null).ToList();
-        if (groups.Count == 0) return 0;
+        if (groups.Count == 0) return (0, 0);
         var predictors = groups.Select(g => g.Predictor!).Distinct().ToList();
         var runs = predictors.Count == 1 ? [(Predictor: predictors[0], Prompts: groups.SelectMany(g => g.Prompts).ToList())] : groups!;
         int total = runs.Sum(r => r.Prompts.Count) * tokens;
         void Once() { foreach (var r in runs) r.Predictor!.Generate(r.Prompts, tokens, [], pad); }
         Once();
-        var fastest = Enumerable.Range(0, 3).Min(_ => { var sw = Stopwatch.StartNew(); Once(); return sw.Elapsed.TotalSeconds; });
-        return total / fastest;
+        var times = Enumerable.Range(0, 3).Select(_ => { var sw = Stopwatch.StartNew(); Once(); return sw.Elapsed.TotalSeconds; }).ToList();
+        return (total / times.Min(), (times.Max() - times.Min()) / times.Min());
+    }
+}
+
+/// <summary>Wall-clock and CPU seconds per named stage, summed over repeats, in order of first use.</summary>
+sealed class StageClock
+{
+    readonly List<(string Name, double Seconds, double Cpu)> stages = [];
+    readonly Process self = Process.GetCurrentProcess();
+
+    double Cpu()
+    {
+        self.Refresh();
+        return self.TotalProcessorTime.TotalSeconds;
+    }
+
+    public T Time<T>(string name, Func<T> work)
+    {
+        var clock = Stopwatch.StartNew();
+        double cpu = Cpu();
+        try { return work(); }
+        finally { Add(name, clock.Elapsed.TotalSeconds, Cpu() - cpu); }
+    }
+
+    public void Time(string name, Action work) => Time(name, () => { work(); return 0; });
+
+    void Add(string name, double seconds, double cpu)
+    {
+        int i = stages.FindIndex(s => s.Name == name);
+        if (i < 0) stages.Add((name, seconds, cpu));
+        else stages[i] = (name, stages[i].Seconds + seconds, stages[i].Cpu + cpu);
+    }
+
+    /// <summary>The stages, plus "other" for whatever of <paramref name="total"/> no stage covers (cost model, probe prompts, result assembly).</summary>
+    public List<StudyStage> Stages(double total)
+    {
+        var list = stages.Select(s => new StudyStage { Name = s.Name, Seconds = Math.Round(s.Seconds, 3), CpuSeconds = Math.Round(Math.Max(0, s.Cpu), 3) }).ToList();
+        list.Add(new StudyStage { Name = "other", Seconds = Math.Round(Math.Max(0, total - stages.Sum(s => s.Seconds)), 3) });
+        return list;
     }
 }

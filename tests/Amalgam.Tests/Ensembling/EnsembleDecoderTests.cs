@@ -1,3 +1,4 @@
+using Amalgam.Predictors;
 using Amalgam.Ensembling;
 using Amalgam.Experts;
 using Amalgam.Mixing;
@@ -36,9 +37,9 @@ public class EnsembleDecoderTests
         var sequences = TestData.Case("llama_gqa").Sequences;
         for (int e = 0; e < 3; e++)
         {
-            using var w = zeros(3);
-            w[e] = 1.0f;
-            var generated = EnsembleDecoder.Generate(model, library, sequences, w, aggregation, 6);
+            var w = new double[3];
+            w[e] = 1.0;
+            var generated = EnsemblePredictor.Weighted(model, w, aggregation).Generate(sequences, 6, [], 0);
             var golden = TestData.Case("llama_gqa+" + Adapters[e].Split('.')[1]).Greedy;
             for (int r = 0; r < sequences.Length; r++) Assert.Equal(golden[r], generated[r]);
         }
@@ -56,8 +57,7 @@ public class EnsembleDecoderTests
         using var mixture = perExpert.Select((l, i) => nn.functional.softmax(l, -1) * w[i]).Aggregate((x, y) => x + y);
         long expected = mixture.argmax().item<long>();
         using var library = new ExpertLibrary(model, adapters);
-        using var weights = tensor(w.Select(x => (float)x).ToArray());
-        var generated = EnsembleDecoder.Generate(model, library, [seq], weights, EnsembleAggregation.Probabilities, 1);
+        var generated = EnsemblePredictor.Weighted(model, w, EnsembleAggregation.Probabilities).Generate([seq], 1, [], 0);
         Assert.Equal(expected, generated[0][0]);
         foreach (var a in adapters) a.Dispose();
     }
@@ -68,8 +68,8 @@ public class EnsembleDecoderTests
         using var model = CheckpointLoader.Load(TestData.Golden("llama_gqa"));
         var adapters = Adapters.Take(2).Select(a => LoraAdapter.Load(TestData.Golden(a), model)).ToList();
         using var library = new ExpertLibrary(model, adapters);
-        Assert.Throws<ArgumentException>(() => EnsembleDecoder.Generate(model, library, [[5, 6]], ones(3) / 3, EnsembleAggregation.Probabilities, 2));
-        Assert.Throws<ArgumentException>(() => EnsembleDecoder.Generate(model, library, [[5, 6]], tensor(new float[] { 0.7f, 0.7f }), EnsembleAggregation.Probabilities, 2));
+        Assert.Throws<ArgumentException>(() => EnsemblePredictor.Weighted(model, [1.0 / 3, 1.0 / 3, 1.0 / 3], EnsembleAggregation.Probabilities).Generate([[5, 6]], 2, [], 0));
+        Assert.Throws<ArgumentException>(() => EnsemblePredictor.Weighted(model, [0.7, 0.7], EnsembleAggregation.Probabilities).Generate([[5, 6]], 2, [], 0));
         foreach (var a in adapters) a.Dispose();
     }
 }

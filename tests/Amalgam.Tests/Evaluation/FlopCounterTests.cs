@@ -119,7 +119,10 @@ public class FlopCounterTests
         Assert.Equal(6 * 4368 + 384 + 9 * (4688 + 1680), cost.LearnedRouter(1, [8, 16, 4]));
         Assert.Equal(6 * 4368 + 64 + 9 * (4688 + 2 * 1680), cost.CentroidRouter(4, 2));
         Assert.Equal(9 * 8 * 3 * 68 + 9 * (4688 + 1680), cost.ArrowRouter(4, 1));
-        Assert.Equal(6 * 4368 + 384 + 32256 + 9 * 4688, cost.TwinMerging(4, [8, 16, 4]));
+        Assert.Equal(6 * 4368 + 384 + 32256 + 9 * 4688, cost.TwinMergingMaterialised(4, [8, 16, 4]));
+        // factored: 4 exclusive parts of rank 1 at every token, each half an expert's rank-2 LoRA (1680 / 2 = 840)
+        Assert.Equal(6 * 4368 + 384 + 9 * (4688 + 4 * 840), cost.TwinMerging(4, [8, 16, 4], exclusiveRank: 1, expertRank: 2));
+        Assert.Equal(6 * 4368 + 384 + 9 * (4688 + 4 * 1680), cost.TwinMerging(4, [8, 16, 4], exclusiveRank: 2, expertRank: 2));
         Assert.Equal((9.0 * (4688 + 2 * 1680)) / (9 * 4688), cost.Relative(cost.Loras(2)), 12);
     }
 

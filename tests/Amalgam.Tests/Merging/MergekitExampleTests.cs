@@ -1,6 +1,7 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using Amalgam.Merging.Execution;
+using Amalgam.Merging.Moe;
 using Amalgam.Merging.Recipes;
 using Amalgam.Models;
 using Amalgam.Tensors;
@@ -42,7 +43,8 @@ public class MergekitExampleTests
         return folder;
     }
 
-    static readonly string[] Names = ["psmathur/orca_mini_v3_13b", "garage-bAInd/Platypus2-13B", "WizardLM/WizardLM-13B-V1.2", "WizardLM/WizardMath-13B-V1.0", "TheBloke/Llama-2-13B-fp16"];
+    static readonly string[] Names = ["psmathur/orca_mini_v3_13b", "garage-bAInd/Platypus2-13B", "WizardLM/WizardLM-13B-V1.2", "WizardLM/WizardMath-13B-V1.0", "TheBloke/Llama-2-13B-fp16",
+        "model_a", "model_b", "model_c"];
 
     static string Local(string yaml, TestData.TempDir dir)
     {
@@ -167,6 +169,64 @@ public class MergekitExampleTests
           t: [0, 0.5, 1]
         dtype: float16
         """, 40)]
+    [InlineData("mega.yml", """
+        slices:
+          - sources:
+              - model: psmathur/orca_mini_v3_13b
+                layer_range: [0, 40]
+              - model: garage-bAInd/Platypus2-13B
+                layer_range: [0, 40]
+        merge_method: slerp
+        base_model: psmathur/orca_mini_v3_13b
+        parameters:
+          t:
+            - filter: self_attn
+              value: [0, 0.5, 0.3, 0.7, 1]
+            - filter: mlp
+              value: [1, 0.5, 0.7, 0.3, 0]
+            - value: 0.5 # fallback for rest of tensors
+        dtype: float16
+        out_path: ./models/gradient-slerp
+        ---
+        models:
+          - model: ./models/gradient-slerp
+            parameters:
+              density: [1, 0.7, 0.1] # density gradient
+              weight: 1.0
+          - model: WizardLM/WizardMath-13B-V1.0
+            parameters:
+              density: 0.33
+              weight:
+                - filter: mlp
+                  value: 0.5
+                - value: 0
+        merge_method: ties
+        base_model: TheBloke/Llama-2-13B-fp16
+        parameters:
+          normalize: true
+          int8_mask: true
+        dtype: float16
+        out_path: ./models/gradient-slerp-ties
+        """, 40)]
+    [InlineData("arcee_fusion.yml", """
+        models:
+          - model: model_a
+          - model: model_b
+        merge_method: arcee_fusion
+        base_model: model_a
+        dtype: bfloat16
+        """, 40)]
+    [InlineData("ramplus_tl (mergekit's test recipe)", """
+        merge_method: ramplus_tl
+        base_model: model_c
+        models:
+          - model: model_a
+            parameters: {weight: 0.5}
+          - model: model_b
+            parameters: {weight: 0.5}
+        parameters: {r: 0.1, alpha: 0.2}
+        dtype: bfloat16
+        """, 40)]
     public void A_mergekit_example_runs_and_its_output_runs_in_Amalgam(string example, string yaml, int layers)
     {
         using var dir = new TestData.TempDir();
@@ -174,5 +234,97 @@ public class MergekitExampleTests
         MergeRunner.Run(plan, dir["out"]);
         RunsInAmalgam(dir["out"], layers);
         Assert.Empty(Directory.GetDirectories(dir.Path, ".*"));
+    }
+
+    /// <summary>A noisy copy of a golden 2-layer checkpoint (with the test tokenizer), standing in for a 7B model.</summary>
+    static string Noisy(TestData.TempDir dir, string golden, string name, ulong seed)
+    {
+        string folder = dir[name];
+        if (Directory.Exists(folder)) return folder;
+        Directory.CreateDirectory(folder);
+        using var store = TensorStore.Open(TestData.Golden(golden));
+        using var scope = NewDisposeScope();
+        using var gen = new Generator(seed);
+        SafeTensorsWriter.Save(Path.Combine(folder, "model.safetensors"),
+            store.Names.ToDictionary(n => n, n => store.Load(n) is var t ? t + randn(t.shape, generator: gen, dtype: t.dtype) * 0.05 : null!));
+        File.Copy(Path.Combine(TestData.Golden(golden), "config.json"), Path.Combine(folder, "config.json"));
+        File.Copy(Path.Combine(TestData.Golden(MergeFixtures.Base), "tokenizer.amalgam.json"), Path.Combine(folder, "tokenizer.amalgam.json"));
+        return folder;
+    }
+
+    /// <summary>The two example configurations of mergekit's docs/moe.md, unchanged but for the model names.</summary>
+    [Theory]
+    [InlineData("sparse upcycling of smol_llama into an 8x220M MoE", "llama_gqa", """
+        base_model: BEE-spoke-data/smol_llama-220M-GQA
+        gate_mode: random
+        dtype: bfloat16
+        experts:
+          - source_model: BEE-spoke-data/smol_llama-220M-GQA
+          - source_model: BEE-spoke-data/smol_llama-220M-GQA
+          - source_model: BEE-spoke-data/smol_llama-220M-GQA
+          - source_model: BEE-spoke-data/smol_llama-220M-GQA
+          - source_model: BEE-spoke-data/smol_llama-220M-GQA
+          - source_model: BEE-spoke-data/smol_llama-220M-GQA
+          - source_model: BEE-spoke-data/smol_llama-220M-GQA
+          - source_model: BEE-spoke-data/smol_llama-220M-GQA
+        # and then train the sucker!
+        """, 8)]
+    [InlineData("shove some Mistral models in a clown car", "mistral", """
+        base_model: NousResearch/Hermes-2-Pro-Mistral-7B
+        gate_mode: hidden
+        dtype: bfloat16
+        experts:
+          - source_model: NousResearch/Hermes-2-Pro-Mistral-7B
+            positive_prompts:
+              - "<|im_start|>user\nHello, who are you?<|im_end|>"
+              - "<|im_start|>user\nI need help with"
+          - source_model: BioMistral/BioMistral-7B-DARE
+            positive_prompts:
+              - "As a doctor of medicine,"
+          - source_model: PocketDoc/Dans-AdventurousWinds-7b
+            positive_prompts:
+              - "[Genres: Science Fiction]\n[Tags: humor, old school, sci fi]"
+              - "> get ye flask"
+              - "[Mode: Interactive Storyteller]"
+          - source_model: VAGOsolutions/SauerkrautLM-7b-HerO
+            positive_prompts:
+              - "<|im_start|>user\nWie geht es dir?<|im_end|>"
+              - "Das ist ein Satz auf Deutsch."
+        """, 4)]
+    public void A_mergekit_moe_example_builds_a_mixtral_that_runs_in_Amalgam(string example, string golden, string yaml, int experts)
+    {
+        using var dir = new TestData.TempDir();
+        string[] names = ["BEE-spoke-data/smol_llama-220M-GQA", "NousResearch/Hermes-2-Pro-Mistral-7B", "BioMistral/BioMistral-7B-DARE", "PocketDoc/Dans-AdventurousWinds-7b", "VAGOsolutions/SauerkrautLM-7b-HerO"];
+        for (int i = 0; i < names.Length; i++)
+            if (yaml.Contains(names[i])) yaml = yaml.Replace(names[i], Noisy(dir, golden, $"e{i}", (ulong)(30 + i)));
+        Assert.True(MoeRecipe.IsMoeConfig(yaml));
+        var summary = MoeMerge.Run(MoeRecipe.Parse(yaml, example), dir["out"]);
+        Assert.Equal(2, summary.TensorsMerged);  // a router per layer
+        var config = DecoderConfig.Load(dir["out"]);
+        Assert.Equal(("MixtralForCausalLM", experts, 2, null), (config.Architecture, config.NumLocalExperts, config.NumExpertsPerToken, config.SlidingWindow));
+        Assert.Equal("bfloat16", config.TorchDtype);
+        using var model = CheckpointLoader.Load(dir["out"]);
+        using var logits = model.Logits([1, 5, 7, 9]);
+        Assert.Equal([4L, 64L], logits.shape);
+        Assert.True(isfinite(logits).all().item<bool>());
+    }
+
+    /// <summary>Example recipes of mergekit's repository that Amalgam refuses, each naming what it lacks.</summary>
+    [Theory]
+    [InlineData("lrp.yml", "merge_method: lrp\nbase_model: TinyLlama/TinyLlama-1.1B-Chat-v1.0\nparameters:\n  density: 0.7\nmodels:\n  - model: psmathur/orca_mini_v3_13b\n    parameters:\n      weight: 1.0\n  - model: garage-bAInd/Platypus2-13B\n    parameters:\n      weight: 1.0\ndtype: float16\n",
+        "lrp.yml: merge_method: unknown method 'lrp'")]
+    [InlineData("core_space.yml", "models:\n  - model: gpt2\n    parameters:\n      weight: 0.5\n  - model: gpt2\n    parameters:\n      weight: 1.0\n\nmerge_method: core_space\nbase_model: gpt2\ndtype: float32\n",
+        "core_space.yml: merge_method: unknown method 'core_space'")]
+    [InlineData("linear_small.yml", "models:\n  - model: BEE-spoke-data/smol_llama-220M-GQA\n\n  - model: BEE-spoke-data/smol_llama-220M-openhermes\n\nmetric_method: scale\ndtype: float32\n",
+        "linear_small.yml: metric_method: unknown field")]
+    [InlineData("zipit.yml", "models:\n  - model: psmathur/orca_mini_v3_13b\n    parameters:\n      density: 0.5\nmerge_method: ties\nbase_model: TheBloke/Llama-2-13B-fp16\ndtype: float16\nalign_weights: \"zipit\"\n",
+        "zipit.yml: align_weights: unknown field")]
+    [InlineData("chipalign.yml", "models:\n  - model: instruction_model_path\n  - model: chip_model_path\nmerge_method: nuslerp\nparameters:\n  geodesic: true\n  lambda: 0.5\n  nuslerp_flatten: true\ntokenizer:\n  source: \"union\"\ndtype: bfloat16\n",
+        "chipalign.yml: tokenizer: the tokenizer block (vocabulary union, per-token embedding sources) is not supported")]
+    public void A_mergekit_example_amalgam_lacks_is_refused_naming_it(string example, string yaml, string expected)
+    {
+        var e = Assert.Throws<InvalidDataException>(() => MergePlan.Parse(yaml, example));
+        Assert.StartsWith(expected, e.Message);
+        Assert.DoesNotContain('\n', e.Message);
     }
 }

@@ -253,9 +253,9 @@ public class PlanTests
     }
 
     [Theory]
-    [InlineData("base_model: x\ngate_mode: hidden\nexperts: []\n", "recipe: gate_mode: mergekit-moe configs are not supported")]
+    [InlineData("merge_method: linear\nmodels: [a]\ngate_mode: hidden\n", "recipe: gate_mode: a mergekit-moe field in a merge recipe")]
     [InlineData("genome: {}\ntasks: []\n", "recipe: genome: mergekit-evolve configs are not supported")]
-    [InlineData("merge_method: ramplus_tl\nmodels: [a]\n", "recipe: merge_method: 'ramplus_tl'")]
+    [InlineData("merge_method: linear\nmodels: [a]\nmodules: {}\n", "recipe: modules: per-module definitions are not supported")]
     [InlineData("merge_method: linear\nmodels: [a]\ntokenizer_source: union\n", "recipe: tokenizer_source: 'union'")]
     [InlineData("merge_method: passthrough\nslices:\n  - sources:\n      - model: a\n        layer_range: [0, 2]\n      - model: b\n        layer_range: [0, 3]\n", "recipe: slices[0].sources[1].layer_range: 3 layers")]
     public void What_stays_out_is_refused_naming_the_feature(string yaml, string expected)

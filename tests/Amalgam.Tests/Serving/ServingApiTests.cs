@@ -53,7 +53,7 @@ public sealed class ServingApiTests(ServingFixture f)
         var chat = f.Client.GetChatClient("capitalize");
         var options = new ChatCompletionOptions { Temperature = 0, MaxOutputTokenCount = 16 };
         ChatCompletion answer = chat.CompleteChat([new UserChatMessage(question)], options);
-        string expected = f.Generate("capitalize", ServingFixture.RenderChat([new("user", question)]), 16);
+        string expected = f.GenerateChat("capitalize", ServingFixture.RenderChat([new("user", question)]), 16);
         Assert.Equal(expected, answer.Content[0].Text);
         Assert.Equal(ChatMessageRole.Assistant, answer.Role);
         Assert.True(answer.Usage.OutputTokenCount > 0);

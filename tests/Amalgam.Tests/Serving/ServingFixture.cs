@@ -31,7 +31,7 @@ public sealed class ServingFixture : IAsyncLifetime
         return JsonDocument.Parse(line).RootElement.GetProperty("input").GetString() + "\nAnswer: ";
     }
 
-    /// <summary>The test chat template: the messages' contents, one per line.</summary>
+    /// <summary>The test chat template: the messages' contents, one per line (encoded as it is: no BOS).</summary>
     public static string RenderChat(IReadOnlyList<Amalgam.Serving.Api.ChatMessage> messages) => string.Join("\n", messages.Select(m => m.Content));
 
     public AmalgamServer Server { get; private set; } = null!;
@@ -67,13 +67,16 @@ public sealed class ServingFixture : IAsyncLifetime
     /// <summary>What `amalgam generate` answers: greedy, the adapter attached (none: the base), the prompt alone.</summary>
     public string Generate(string? adapter, string prompt, int maxNewTokens) => Reference(prompt, maxNewTokens, adapter is null ? [] : [(adapter, 1.0)]).Text;
 
+    /// <summary>What `amalgam generate --chat` answers for a rendered chat: the text encoded as it is (the template writes BOS, if any).</summary>
+    public string GenerateChat(string adapter, string rendered, int maxNewTokens) => Reference(rendered, maxNewTokens, [(adapter, 1.0)], addBos: false).Text;
+
     public string Generate(string prompt, int maxNewTokens, IReadOnlyList<(string Adapter, double Weight)> mix) => Reference(prompt, maxNewTokens, mix).Text;
 
     /// <summary>
     /// Greedy decoding on the base with W + Σ wₖ·ΔWₖ folded in (dense), the prompt alone: the independent reference
     /// for adapters and mixes. Also each generated token's log-probability, from one teacher-forced forward.
     /// </summary>
-    public (string Text, double[] Logprobs) Reference(string prompt, int maxNewTokens, IReadOnlyList<(string Adapter, double Weight)> mix)
+    public (string Text, double[] Logprobs) Reference(string prompt, int maxNewTokens, IReadOnlyList<(string Adapter, double Weight)> mix, bool addBos = true)
     {
         lock (gate)
         {
@@ -84,7 +87,7 @@ public sealed class ServingFixture : IAsyncLifetime
                 using var adapter = LoraAdapter.Load(ExpertDir(name), target);
                 foreach (var (module, delta) in adapter.Deltas) target.Linears[module].Fold(delta with { Scale = delta.Scale * weight });
             }
-            var ids = Tokenizer.Encode(prompt, addBos: true).Select(i => (long)i).ToList();
+            var ids = Tokenizer.Encode(prompt, addBos).Select(i => (long)i).ToList();
             var output = GreedyDecoder.Generate(target, [ids], maxNewTokens, GenerationDefaults.StopTokens(Tokenizer, target.Config), GenerationDefaults.PadId(Tokenizer, target.Config))[0];
             using var logits = target.Logits([.. ids, .. output]);
             using var logp = TorchSharp.torch.nn.functional.log_softmax(logits, -1);

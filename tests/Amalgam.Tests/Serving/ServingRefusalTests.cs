@@ -63,6 +63,43 @@ public sealed class ServingRefusalTests(ServingFixture f)
         Assert.Equal(HttpStatusCode.OK, ok);
     }
 
+    public static TheoryData<string, string, int, string?> BadRequestsElsewhere => new()
+    {
+        { "chat/completions", """{"model": "capitalize"}""", 400, "messages" },
+        { "chat/completions", """{"model": "capitalize", "messages": []}""", 400, "messages" },
+        { "chat/completions", """{"model": "capitalize", "messages": [1]}""", 400, "messages[0]" },
+        { "chat/completions", """{"model": "capitalize", "messages": [{"content": "x"}]}""", 400, "messages[0].role" },
+        { "chat/completions", """{"model": "capitalize", "messages": [{"role": "user", "content": 5}]}""", 400, "messages[0].content" },
+        { "chat/completions", """{"model": "nope", "messages": [{"role": "user", "content": "x"}]}""", 404, "model" },
+        { "chat/completions", """{"model": "capitalize", "messages": [{"role": "user", "content": "x"}], "max_tokens": 0}""", 400, "max_tokens" },
+        { "chat/completions", """{"model": "capitalize", "messages": [{"role": "user", "content": "x"}], "temperature": -1}""", 400, "temperature" },
+        { "chat/completions", """{"model": "capitalize", "messages": [{"role": "user", "content": "x"}], "top_logprobs": 3}""", 400, "top_logprobs" },
+        { "chat/completions", """{"model": "base", "messages": [{"role": "user", "content": "x"}], "adapters": {"nope": 1}}""", 400, "adapters" },
+        { "chat/completions", """{"model": "capitalize", "messages": """, 400, null },
+        { "chat/completions", $$"""{"model": "capitalize", "messages": [{"role": "user", "content": "{{new string('a', 300)}}"}]}""", 400, "messages" },
+        { "chat/completions", """{"model": "capitalize", "messages": [{"role": "user", "content": "x"}], "max_tokens": 100000}""", 400, "max_tokens" },
+        { "chat/completions", """{"model": "capitalize", "messages": [{"role": "user", "content": "x"}], "max_completion_tokens": "8"}""", 400, "max_completion_tokens" },
+        { "chat/completions", """{"model": "capitalize", "messages": [{"role": "user", "content": "x"}], "stream": 1}""", 400, "stream" },
+        { "load_lora_adapter", """{"lora_path": "/tmp"}""", 400, "lora_name" },
+        { "load_lora_adapter", """{"lora_name": "a"}""", 400, "lora_path" },
+        { "load_lora_adapter", """{"lora_name": 3, "lora_path": "/tmp"}""", 400, "lora_name" },
+        { "load_lora_adapter", """{"lora_name": "b", "lora_path": "/nonexistent"}""", 400, "lora_path" },
+        { "unload_lora_adapter", """{}""", 400, "lora_name" },
+        { "unload_lora_adapter", """{"lora_name": "nope"}""", 404, "lora_name" },
+    };
+
+    [Theory]
+    [MemberData(nameof(BadRequestsElsewhere))]
+    public async Task BadChatAndAdapterRequestsGetAnErrorNamingTheFieldAndTheServerKeepsServing(string path, string body, int status, string? param)
+    {
+        var (code, error, _) = await Send(f.Server.Address, "v1/" + path, body);
+        Assert.Equal(status, (int)code);
+        Assert.Equal(param, error.GetProperty("error").GetProperty("param").GetString());
+        Assert.False(string.IsNullOrEmpty(error.GetProperty("error").GetProperty("message").GetString()));
+        var (ok, _, _) = await Send(f.Server.Address, "v1/chat/completions", """{"model": "base", "messages": [{"role": "user", "content": "x"}], "max_tokens": 1}""");
+        Assert.Equal(HttpStatusCode.OK, ok);
+    }
+
     [Fact]
     public async Task PromptsLongerThanTheContextAndBadChatMessagesAreRefused()
     {

@@ -517,6 +517,20 @@ def ram_ref(base, models, eps):
     return base + sum(a * d for a, d in zip(act, ds)) / cnt
 
 
+def ramplus_ref(base, models, r, alpha, eps):
+    """mergekit's ramplus_tl, from its formula: per model lambda = 1 + r * clip(shared / max(unique, eps), 0, alpha)."""
+    ds = [m - base for m in models]
+    act = [np.abs(d) > eps for d in ds]
+    cnt = sum(a.astype(np.int64) for a in act)
+    uniq, over = cnt == 1, cnt > 1
+    out = base.copy()
+    for a, d in zip(act, ds):
+        rho = np.count_nonzero(a & over) / max(np.count_nonzero(a & uniq), eps)
+        lam = 1 + r * min(max(rho, 0.0), alpha)
+        out = out + d * a * (uniq * lam + over / np.maximum(cnt, 1))
+    return out
+
+
 def model_stock_rows(base, models):
     b = base[None] if base.ndim == 1 else base
     ws = [m[None] if m.ndim == 1 else m for m in models]
@@ -564,6 +578,10 @@ b1n = N(b1)
 add("arcee_fusion/vector", "arcee_fusion", {}, [{}], [tensor_entry("model.norm.weight", b1, [ms1[0]], T_(arcee_ref(b1n, N(ms1[0]))))])
 addn("ram/sparse", "ram", {}, [{}, {}, {}], nb, nsm, ram_ref(nb, nsm, 1e-5))
 addn("ram/epsilon", "ram", {"epsilon": 0.2}, [{}, {}, {}], nb, nms, ram_ref(nb, nms, 0.2))
+addn("ramplus_tl/sparse", "ramplus_tl", {}, [{}, {}, {}], nb, nsm, ramplus_ref(nb, nsm, 0.1, 0.2, 1e-5))
+addn("ramplus_tl/r_alpha", "ramplus_tl", {"r": 0.5, "alpha": 2.0}, [{}, {}, {}], nb, nsm, ramplus_ref(nb, nsm, 0.5, 2.0, 1e-5))
+add("ramplus_tl/vector", "ramplus_tl", {"r": 1.0, "alpha": 5.0, "epsilon": 0.05}, [{}, {}],
+    [tensor_entry("model.norm.weight", b1, ms1[:2], T_(ramplus_ref(b1n, [N(m) for m in ms1[:2]], 1.0, 5.0, 0.05)))])
 addn("model_stock/filter_wise", "model_stock", {"filter_wise": True}, [{}, {}, {}], nb, nms, model_stock_rows(nb, nms))
 add("model_stock/filter_wise_vector", "model_stock", {"filter_wise": True}, [{}, {}, {}],
     [tensor_entry("model.norm.weight", b1, ms1, T_(model_stock_rows(b1n, [N(m) for m in ms1])))])

@@ -26,7 +26,21 @@ public static class Suite
         string Resolve(string relative) => Path.GetFullPath(Path.Combine(root, relative));
         var tasks = spec.Tasks.Select(t => new TaskDefinition(t.Name, t.Family, t.HeldOut, t.Metric,
             t.Expert is null ? null : Resolve(t.Expert), Resolve(t.DataOrDefault), root)).ToList();
-        return new SuiteDefinition(root, spec.Name, Resolve(spec.Base), spec.PromptFormat, tasks, spec);
+        return new SuiteDefinition(root, spec.Name, Resolve(spec.Base), spec.PromptFormat, tasks, spec) { Chat = LoadChat(spec, Resolve(spec.Base)) };
+    }
+
+    // The base model's chat template when suite.yaml asks for one; a missing or unreadable template names the field.
+    static Tokenizers.ChatTemplates.ChatTemplate? LoadChat(SuiteSpec spec, string basePath)
+    {
+        if (spec.ChatTemplate is not { } name) return null;
+        try
+        {
+            return Tokenizers.ChatTemplates.ChatTemplate.Load(basePath, name == "default" ? null : name);
+        }
+        catch (Exception e) when (e is FileNotFoundException or InvalidDataException)
+        {
+            throw SuiteError.Create(FileName, null, $"chat_template: {e.Message}", e);
+        }
     }
 
     /// <summary>Parses and validates the text of a suite.yaml (defaults filled in: <c>data</c> is always set).</summary>
@@ -67,7 +81,7 @@ public static class Suite
                 OptionalString(tf, "data", at) ?? $"data/{taskName}"));
         }
 
-        var spec = new SuiteSpec(name, @base, tasks, prompt);
+        var spec = new SuiteSpec(name, @base, tasks, prompt) { ChatTemplate = OptionalString(fields, "chat_template", null) };
         if (SuiteRules.Check(spec) is var (field, message)) throw Bad(field, message);
         return spec;
     }

@@ -12,8 +12,21 @@ public sealed record SuiteDefinition(string Directory, string Name, string BaseP
 
     public IEnumerable<TaskDefinition> HeldOut => Tasks.Where(t => t.HeldOut);
 
-    /// <summary>The text the model sees before the target: <see cref="PromptFormat"/> with <c>{input}</c> replaced.</summary>
-    public string Prompt(Example e) => Suite.Prompt(PromptFormat, e);
+    /// <summary>The base model's chat template when suite.yaml's <c>chat_template</c> asks for one.</summary>
+    public Tokenizers.ChatTemplates.ChatTemplate? Chat { get; init; }
+
+    /// <summary>
+    /// The text the model sees before the target: <see cref="PromptFormat"/> with <c>{input}</c> replaced; with a
+    /// chat template, that text as one user message rendered with the generation prompt. Every caller encodes the
+    /// prompt with BOS, so a template's own leading BOS text is left out here (one BOS, as the template renders it).
+    /// </summary>
+    public string Prompt(Example e)
+    {
+        var text = Suite.Prompt(PromptFormat, e);
+        if (Chat is null) return text;
+        var rendered = Chat.Render([("user", text)], addGenerationPrompt: true);
+        return Chat.BosToken is { Length: > 0 } bos && rendered.StartsWith(bos, StringComparison.Ordinal) ? rendered[bos.Length..] : rendered;
+    }
 
     /// <summary>Reads one split of a task (<c>train</c>, <c>validation</c> or <c>test</c>).</summary>
     public IReadOnlyList<Example> LoadSplit(TaskDefinition task, string split) => Suite.LoadSplit(task, split);

@@ -12,6 +12,13 @@ public sealed record SuiteSpec(string Name, string Base, IReadOnlyList<TaskSpec>
     public const string DefaultPromptFormat = "{input}\nAnswer: ";
 
     public const string InputPlaceholder = "{input}";
+
+    /// <summary>
+    /// Null: prompts are <see cref="PromptFormat"/> as it is. Otherwise the formatted prompt is sent as one user
+    /// message through the base model's chat template (with its generation prompt): <c>default</c> for the model's
+    /// own template, or the name of one of several named templates in its tokenizer_config.json.
+    /// </summary>
+    public string? ChatTemplate { get; init; }
 }
 
 /// <summary>One task of suite.yaml. <see cref="Data"/> null means the default <c>data/&lt;name&gt;</c>.</summary>
@@ -23,7 +30,7 @@ public sealed record TaskSpec(string Name, string Family, bool HeldOut, string M
 /// <summary>The rules suite.yaml must satisfy beyond its field types; shared by the loader and the writer.</summary>
 internal static class SuiteRules
 {
-    public static readonly string[] TopFields = ["name", "base", "prompt_format", "tasks"];
+    public static readonly string[] TopFields = ["name", "base", "prompt_format", "chat_template", "tasks"];
     public static readonly string[] TaskFields = ["name", "family", "held_out", "metric", "expert", "data"];
 
     /// <summary>The first problem as (field path, message), or null.</summary>

@@ -51,8 +51,9 @@ public static class SuiteWriter
             { "name", Quoted(spec.Name) },
             { "base", Quoted(spec.Base) },
             { "prompt_format", Quoted(spec.PromptFormat) },
-            { "tasks", tasks },
         };
+        if (spec.ChatTemplate is not null) root.Add("chat_template", Quoted(spec.ChatTemplate));
+        root.Add("tasks", tasks);
         var sb = new StringBuilder();
         using (var w = new StringWriter(sb) { NewLine = "\n" })
             new YamlStream(new YamlDocument(root)).Save(w, assignAnchors: false);

@@ -31,9 +31,11 @@ public static class MergeRunner
         var notes = new List<string>();
         try
         {
+            int k = 0;
             foreach (var stage in plan.Stages.Take(plan.Stages.Count - 1))
             {
-                string dir = Path.Combine(scratch, stage.Name!);
+                // By position: a stage's name may be a path (mergekit-mega's out_path).
+                string dir = Path.Combine(scratch, $"stage-{k++}");
                 var s = Run(MergePlan.Resolve(stage, outputs) with { Output = stage.Output ?? MergeOutput.Model }, dir, options is null ? null : options with { RecipeYaml = null });
                 notes.Add($"stage {stage.Name}: {s.TensorsMerged} tensors merged with {stage.Method.Name}");
                 notes.AddRange(s.Notes.Select(n => $"stage {stage.Name}: {n}"));

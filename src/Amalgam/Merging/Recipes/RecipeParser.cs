@@ -18,8 +18,8 @@ internal static class RecipeParser
     {
         ["modules"] = "per-module definitions are not supported; list whole models under 'models' or layer ranges under 'slices'",
         ["tokenizer"] = "the tokenizer block (vocabulary union, per-token embedding sources) is not supported; use tokenizer_source: base or model:NAME",
-        ["gate_mode"] = "mergekit-moe configs are not supported (building a sparse mixture of experts needs a MoE decoder block, which Amalgam does not have); route between experts with `amalgam route` instead",
-        ["experts"] = "mergekit-moe configs are not supported (building a sparse mixture of experts needs a MoE decoder block, which Amalgam does not have); route between experts with `amalgam route` instead",
+        ["gate_mode"] = "a mergekit-moe field in a merge recipe: a mergekit-moe config has base_model, experts and gate_mode and no merge_method (amalgam merge builds it with MoeMerge)",
+        ["experts"] = "a mergekit-moe field in a merge recipe: a mergekit-moe config has base_model, experts and gate_mode and no merge_method (amalgam merge builds it with MoeMerge)",
         ["genome"] = "mergekit-evolve configs are not supported (the evolutionary search loop); fit merge coefficients with `amalgam fit` instead",
         ["tasks"] = "mergekit-evolve configs are not supported (the evolutionary search loop); fit merge coefficients with `amalgam fit` instead",
     };
@@ -39,6 +39,14 @@ internal static class RecipeParser
     public static IReadOnlyList<MergeRecipe> ParseStages(string yaml, string source, Func<string, IMergeMethod> methods)
     {
         var docs = Documents(yaml, source);
+        // mergekit-mega's older form names each document by its out_path, which later documents use as a model path.
+        if (docs.Count > 1)
+            foreach (var d in docs)
+                if (!d.Children.ContainsKey(new YamlScalarNode("name")) && d.Children.TryGetValue(new YamlScalarNode("out_path"), out var outPath))
+                {
+                    d.Children.Remove(new YamlScalarNode("out_path"));
+                    d.Children.Add(new YamlScalarNode("name"), outPath);
+                }
         if (docs.Count == 1 && !docs[0].Children.ContainsKey(new YamlScalarNode("name")))
             return [Guarded(source, () => ParseDocument(docs[0], source, methods, new HashSet<string>()))];
         var names = new HashSet<string>(StringComparer.Ordinal);
@@ -46,7 +54,7 @@ internal static class RecipeParser
         {
             string at = $"{source}: document {i + 1}: name";
             if (!docs[i].Children.TryGetValue(new YamlScalarNode("name"), out var n) || n is not YamlScalarNode { Value: { Length: > 0 } name })
-                throw new InvalidDataException($"{at}: missing; every document of a multi-stage recipe names its merge");
+                throw new InvalidDataException($"{at}: missing; every document of a multi-stage recipe names its merge (name:, or mergekit-mega's out_path:)");
             if (!names.Add(name)) throw new InvalidDataException($"{at}: '{name}' is used twice");
         }
         return docs.Select((d, i) => Guarded(source, () => ParseDocument(d, $"{source} (document {i + 1})", methods, names))).ToList();

@@ -30,11 +30,12 @@ public static class GenerationRunner
     {
         using var cancel = CancellationTokenSource.CreateLinkedTokenSource(ctx.RequestAborted);
         var request = new GenerationRequest(spec.Prompt, spec.Model, spec.Sampling, cancel.Token);
-        switch (s.Engine.TrySubmit(request))
+        var engine = spec.Model.Engine ?? s.Engine;
+        switch (engine.TrySubmit(request))
         {
             case EngineRefusal.QueueFull:
                 ctx.Response.Headers.RetryAfter = "1";
-                throw new ApiException(429, null, $"the queue is full ({s.Engine.Options.MaxQueue} requests waiting); retry later", "queue_full");
+                throw new ApiException(429, null, $"the queue is full ({engine.Options.MaxQueue} requests waiting); retry later", "queue_full");
             case EngineRefusal.ShuttingDown:
                 throw new ApiException(503, null, "the server is shutting down", "shutting_down");
         }

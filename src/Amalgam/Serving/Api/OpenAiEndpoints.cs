@@ -79,6 +79,7 @@ public static class OpenAiEndpoints
         var sampling = GenerationFields.Sampling(f, prompt.Count, s.ContextLength, 16, logprobs);
         var stop = f.Strings("stop", 4);
         var (stream, usage) = GenerationFields.Streaming(f);
+        if (s.Gateway is { } gateway) { await Forward(ctx, s, gateway, "completions", f, name, model, prompt); return; }
         await GenerationRunner.RunAsync(ctx, s, new GenerationSpec(name, model, prompt, sampling, stop, stream, usage),
             new CompletionFormat(s.Tokenizer, logprobs is not null), "cmpl-");
     }
@@ -91,15 +92,37 @@ public static class OpenAiEndpoints
         var messages = Messages(f);
         if (s.ChatTemplate is null)
             throw ApiException.BadRequest("messages", $"model '{name}' has no chat template; use /v1/completions with a prompt");
-        var prompt = Encode(s, s.ChatTemplate(messages), "messages");
+        var prompt = Encode(s, Render(s, name, messages), "messages", addBos: false);   // the template writes BOS itself, as `amalgam generate --chat` encodes it
         bool logprobs = f.Bool("logprobs") ?? false;
         int? top = f.Int("top_logprobs", 0, 20);
         if (top is not null && !logprobs) throw ApiException.BadRequest("top_logprobs", "needs logprobs: true");
         var sampling = GenerationFields.Sampling(f, prompt.Count, s.ContextLength, null, logprobs ? top ?? 0 : null);
         var stop = f.Strings("stop", 4);
         var (stream, usage) = GenerationFields.Streaming(f);
+        if (s.Gateway is { } gateway) { await Forward(ctx, s, gateway, "chat/completions", f, name, model, prompt); return; }
         await GenerationRunner.RunAsync(ctx, s, new GenerationSpec(name, model, prompt, sampling, stop, stream, usage),
             new ChatFormat(s.Tokenizer, logprobs), "chatcmpl-");
+    }
+
+    // Gateway mode: a router's request goes to its most weighted expert (an upstream serves one adapter per
+    // request); the base and adapters go as they are; other strategies answer only here, so they are refused.
+    static async Task Forward(HttpContext ctx, ServingContext s, UpstreamGateway gateway, string endpoint, JsonFields f, string name, IServedModel model, IReadOnlyList<long> prompt)
+    {
+        string target = name;
+        if (model is StrategyServedModels.Router)
+        {
+            ExpertPlan plan;
+            try { plan = await s.Engine.PlanAsync(model, prompt); }
+            catch (Exception e) when (e is ArgumentException or InvalidOperationException) { throw ApiException.BadRequest("model", $"model '{name}': {e.Message}"); }
+            var weights = plan.Aggregation == ExpertAggregation.Outputs
+                ? plan.Rows.Select((r, i) => (Name: r.Keys.Single(), Weight: plan.OutputWeights![i]))
+                : plan.Rows[0].Select(w => (Name: w.Key, w.Value));
+            string chosen = weights.OrderByDescending(w => w.Item2).ThenBy(w => w.Name, StringComparer.Ordinal).First().Name;
+            target = chosen[(name.Length + 1)..];   // NAME/expert → the expert's own name, as the upstream serves it
+        }
+        else if (model.Kind is not ("base" or "adapter"))
+            throw ApiException.BadRequest("model", $"in gateway mode '{name}' ({model.Kind}) cannot be forwarded: the upstream serves one adapter per request; routers, the base and adapters can");
+        await gateway.ForwardAsync(ctx, endpoint, f.Root, target);
     }
 
     // A string (encoded with bos, as `amalgam generate` does), an array of one string, or an array of token ids.
@@ -122,9 +145,18 @@ public static class OpenAiEndpoints
         return ids;
     }
 
-    static IReadOnlyList<long> Encode(ServingContext s, string text, string field)
+    static string Render(ServingContext s, string model, IReadOnlyList<ChatMessage> messages)
     {
-        var ids = s.Tokenizer.Encode(text, addBos: true).Select(i => (long)i).ToList();
+        try { return s.ChatTemplate!(messages); }
+        catch (Exception e) when (e is Tokenizers.ChatTemplates.TemplateException or InvalidDataException)
+        {
+            throw ApiException.BadRequest("messages", $"model '{model}': the chat template refused the messages: {e.Message}");
+        }
+    }
+
+    static IReadOnlyList<long> Encode(ServingContext s, string text, string field, bool addBos = true)
+    {
+        var ids = s.Tokenizer.Encode(text, addBos).Select(i => (long)i).ToList();
         if (ids.Count == 0) throw ApiException.BadRequest(field, "encodes to no tokens");
         return ids;
     }

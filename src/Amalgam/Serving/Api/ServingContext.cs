@@ -5,10 +5,10 @@ namespace Amalgam.Serving.Api;
 
 /// <summary>
 /// What the endpoints share: the names served, the engine, the base's tokenizer and context length, metrics,
-/// and the chat renderer (null: the model has no chat template).
+/// the chat renderer (null: the model has no chat template) and, in gateway mode, the upstream.
 /// </summary>
 public sealed record ServingContext(ModelCatalog Catalog, ServingEngine Engine, ITextTokenizer Tokenizer, int ContextLength,
-    ServingMetrics Metrics, Func<IReadOnlyList<ChatMessage>, string>? ChatTemplate, string? ApiKey);
+    ServingMetrics Metrics, Func<IReadOnlyList<ChatMessage>, string>? ChatTemplate, string? ApiKey, UpstreamGateway? Gateway = null);
 
 /// <summary>One chat message (its content flattened to text).</summary>
 public sealed record ChatMessage(string Role, string Content);

@@ -25,6 +25,7 @@ public sealed class ServingEngine : IDisposable
     private readonly HashSet<long> stopTokens;
     private readonly long padId;
     private readonly long bytesPerPosition;
+    private readonly bool reportsGauges;
     private readonly Channel<GenerationRequest> queue;
     private readonly Channel<Action> control = Channel.CreateUnbounded<Action>();
     private readonly Thread thread;
@@ -49,9 +50,11 @@ public sealed class ServingEngine : IDisposable
     /// <param name="padId">id written into padding positions (masked out)</param>
     /// <param name="options">batch, queue and cache limits</param>
     /// <param name="metrics">where queue depth, batch size, tokens and latencies are counted</param>
+    /// <param name="reportsGauges">whether this engine sets the queue and batch gauges (one engine per server does: the base's)</param>
     public ServingEngine(CausalLM model, IReadOnlyDictionary<string, LoraAdapter> adapters, IReadOnlyCollection<long> stopTokens, long padId,
-        EngineOptions options, ServingMetrics metrics)
+        EngineOptions options, ServingMetrics metrics, bool reportsGauges = true)
     {
+        this.reportsGauges = reportsGauges;
         options.Validate();
         this.model = model;
         this.options = options;
@@ -85,7 +88,7 @@ public sealed class ServingEngine : IDisposable
     {
         if (draining) return EngineRefusal.ShuttingDown;
         if (!queue.Writer.TryWrite(request)) return EngineRefusal.QueueFull;
-        metrics.QueueDepth.Set(QueueDepth);
+        if (reportsGauges) metrics.QueueDepth.Set(QueueDepth);
         return EngineRefusal.None;
     }
 
@@ -103,6 +106,18 @@ public sealed class ServingEngine : IDisposable
         if (!adapters.ContainsKey(name) || unloading.Contains(name)) throw new KeyNotFoundException($"lora_name: adapter '{name}' is not loaded");
         unloading.Add(name);
     });
+
+    /// <summary>What <paramref name="model"/> plans for <paramref name="prompt"/>, computed on the engine thread (gateway mode routes with it).</summary>
+    public async Task<ExpertPlan> PlanAsync(IServedModel model, IReadOnlyList<long> prompt)
+    {
+        ExpertPlan? plan = null;
+        await Control(() =>
+        {
+            plan = model.Plan(prompt);
+            plan.Validate();
+        });
+        return plan!;
+    }
 
     Task Control(Action action)
     {
@@ -140,9 +155,12 @@ public sealed class ServingEngine : IDisposable
                 var admitted = Admit();
                 if (admitted.Count > 0) Guarded(admitted.SelectMany(RowsOf).ToList(), () => Prefill(admitted));
                 if (rows.Count > 0) Guarded(rows, Step);
-                metrics.QueueDepth.Set(QueueDepth);
-                metrics.RunningRows.Set(rows.Count);
-                metrics.RunningRequests.Set(rows.Select(r => r.Request).Distinct().Count());
+                if (reportsGauges)
+                {
+                    metrics.QueueDepth.Set(QueueDepth);
+                    metrics.RunningRows.Set(rows.Count);
+                    metrics.RunningRequests.Set(rows.Select(r => r.Request).Distinct().Count());
+                }
                 if (rows.Count > 0 || admitted.Count > 0) continue;
                 if (stopping && QueueDepth == 0) break;
                 WaitForWork();

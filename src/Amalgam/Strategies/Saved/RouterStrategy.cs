@@ -53,43 +53,56 @@ public sealed class RouterStrategy : DeployableStrategy
         return router.Probabilities(features);
     }
 
+    /// <summary>Whether each prompt runs as its top-k experts' rows, their outputs combined (otherwise as one mixed row).</summary>
+    public bool RoutesByOutputs => Clusters is null && Allowed is null && Aggregation == RouteAggregation.Outputs && TopK > 1;
+
+    /// <summary>
+    /// The per-expert weights [prompts, K] of each prompt's one mixed row, in the pool's expert order: its top-k
+    /// routing probabilities, top-1 among the allowed subset, or its cluster's uniform merge. Not for
+    /// <see cref="RoutesByOutputs"/> (see <see cref="OutputChoice"/>).
+    /// </summary>
+    public Tensor MixtureWeights(ExpertPool pool, IReadOnlyList<IReadOnlyList<long>> prompts)
+    {
+        if (RoutesByOutputs) throw new InvalidOperationException("this router combines its top-k experts' outputs; use OutputChoice");
+        if (Clusters is { } clusters) return ClusterWeights(pool, clusters, prompts);
+        if (Allowed is { } allowed)
+        {
+            using var scope = NewDisposeScope();
+            var mask = zeros(pool.Count);
+            foreach (var k in allowed) mask[k] = 1.0f;
+            return RouteSelection.Argmax(Probabilities(pool, prompts) * mask).MoveToOuterDisposeScope();
+        }
+        using var probs = Probabilities(pool, prompts);
+        return RouteSelection.TopK(probs, TopK);
+    }
+
+    /// <summary>For <see cref="RoutesByOutputs"/>: each prompt's top-k experts [prompts, k] (int64) and their routing probabilities renormalized to sum to 1.</summary>
+    public (Tensor Experts, Tensor Weights) OutputChoice(ExpertPool pool, IReadOnlyList<IReadOnlyList<long>> prompts)
+    {
+        using var probs = Probabilities(pool, prompts);
+        var (values, indices) = probs.topk(TopK, -1);
+        using var _ = values;
+        return (indices, values / values.sum(-1, keepdim: true));
+    }
+
     public override IPredictor Predictor(ExpertPool pool)
     {
         if (!router.Experts.SequenceEqual(pool.Names))
             throw new ArgumentException($"router experts [{string.Join(", ", router.Experts)}] are not the pool's [{string.Join(", ", pool.Names)}]");
-        if (Clusters is { } clusters) return ClusterPredictor(pool, clusters);
-        if (Allowed is { } allowed)
-            return new MixturePredictor(pool.Model, prompts =>
-            {
-                using var scope = NewDisposeScope();
-                var mask = zeros(pool.Count);
-                foreach (var k in allowed) mask[k] = 1.0f;
-                return RouteSelection.Argmax(Probabilities(pool, prompts) * mask).MoveToOuterDisposeScope();
-            });
-        if (Aggregation == RouteAggregation.Parameters || TopK == 1)
-            return new MixturePredictor(pool.Model, p => { using var probs = Probabilities(pool, p); return RouteSelection.TopK(probs, TopK); });
-        return new EnsemblePredictor(pool.Model, pool.Count, p =>
-        {
-            using var probs = Probabilities(pool, p);
-            var (values, indices) = probs.topk(TopK, -1);
-            using var _ = values;
-            return (indices, values / values.sum(-1, keepdim: true));
-        }, EnsembleAggregation.Probabilities);
+        if (!RoutesByOutputs) return new MixturePredictor(pool.Model, p => MixtureWeights(pool, p));
+        return new EnsemblePredictor(pool.Model, pool.Count, p => OutputChoice(pool, p), EnsembleAggregation.Probabilities);
     }
 
     // M [K, k]: expert → its cluster; a routed row gets 1/|cluster| on each member (the cluster's uniform merge).
-    IPredictor ClusterPredictor(ExpertPool pool, IReadOnlyList<int> clusters)
+    Tensor ClusterWeights(ExpertPool pool, IReadOnlyList<int> clusters, IReadOnlyList<IReadOnlyList<long>> prompts)
     {
         int k = clusters.Max() + 1;
-        return new MixturePredictor(pool.Model, prompts =>
-        {
-            using var scope = NewDisposeScope();
-            var membership = zeros(new long[] { pool.Count, k });
-            for (int e = 0; e < pool.Count; e++) membership[e, clusters[e]] = 1.0f;
-            var perCluster = (membership / membership.sum(0, keepdim: true)).t().contiguous();   // [k, K]
-            var cluster = Probabilities(pool, prompts).matmul(membership).argmax(-1);            // the most routed probability
-            return perCluster.index_select(0, cluster).MoveToOuterDisposeScope();
-        });
+        using var scope = NewDisposeScope();
+        var membership = zeros(new long[] { pool.Count, k });
+        for (int e = 0; e < pool.Count; e++) membership[e, clusters[e]] = 1.0f;
+        var perCluster = (membership / membership.sum(0, keepdim: true)).t().contiguous();   // [k, K]
+        var cluster = Probabilities(pool, prompts).matmul(membership).argmax(-1);            // the most routed probability
+        return perCluster.index_select(0, cluster).MoveToOuterDisposeScope();
     }
 
     public override JsonObject Save(string dir, ExpertPool pool)

@@ -40,7 +40,11 @@ public sealed class TwinMergingStrategy : DeployableStrategy
 
     public override IPredictor Predictor(ExpertPool pool) => new MixturePredictor(Shared, prompts => Weights(prompts, pool.PadId));
 
-    Tensor Weights(IReadOnlyList<IReadOnlyList<long>> prompts, long padId)
+    /// <summary>
+    /// The exclusive parts' weights [prompts, K] for a request set: the router's probabilities on the shared model's
+    /// prompt states, or (group-wise) each prompt's group's mean probabilities.
+    /// </summary>
+    public Tensor Weights(IReadOnlyList<IReadOnlyList<long>> prompts, long padId)
     {
         using var scope = NewDisposeScope();
         using var features = PromptFeatures.MeanPooled(Shared, prompts, padId);

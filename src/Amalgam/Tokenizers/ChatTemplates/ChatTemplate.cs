@@ -29,6 +29,9 @@ public sealed class ChatTemplate
     /// <summary>Where the template came from (a file, or "FILE: chat_template").</summary>
     public string Source { get; }
 
+    /// <summary>The text of tokenizer_config.json's bos_token, as templates see it (null when it has none).</summary>
+    public string? BosToken => _specialTokens.GetValueOrDefault("bos_token") as string;
+
     /// <summary>
     /// The template of a model folder: <c>chat_template.jinja</c> when present (as transformers prefers it), else
     /// tokenizer_config.json's <c>chat_template</c>, a string or a list of <c>{"name", "template"}</c> from which
@@ -66,6 +69,20 @@ public sealed class ChatTemplate
             }
             throw new InvalidDataException($"{at} has no template named \"{wanted}\" (has: {string.Join(", ", names)})");
         }
+    }
+
+    /// <summary>
+    /// The template in <paramref name="templateFile"/> (Jinja source, e.g. a server's <c>--chat-template FILE</c>)
+    /// with the special tokens of <paramref name="modelDir"/>'s tokenizer_config.json, when it has one.
+    /// </summary>
+    public static ChatTemplate FromFile(string templateFile, string modelDir)
+    {
+        if (!File.Exists(templateFile)) throw new FileNotFoundException($"{templateFile}: file does not exist", templateFile);
+        var configPath = Path.Combine(modelDir, ConfigFileName);
+        if (!File.Exists(configPath)) return Parse(File.ReadAllText(templateFile), new Dictionary<string, object?>(), templateFile);
+        using var config = TokenizerJson.Parse(configPath);
+        if (config.RootElement.ValueKind != JsonValueKind.Object) throw new InvalidDataException($"{configPath}: the top level must be a JSON object");
+        return Parse(File.ReadAllText(templateFile), SpecialTokens(config.RootElement, configPath), templateFile);
     }
 
     /// <summary>A template from its source text; <paramref name="specialTokens"/> maps e.g. bos_token to its text (or null).</summary>

@@ -119,7 +119,7 @@ public class SuiteFormatTests
         { "    expert: experts/a\n", "", "suite.yaml: tasks[0].expert: held-in task 'a' needs an expert path" },
         { "name: demo\n", "", "suite.yaml: name: missing" },
         { "base: base\n", "", "suite.yaml: base: missing" },
-        { "base: base", "base: base\nbases: b", "suite.yaml: bases: unknown field (known: name, base, prompt_format, tasks)" },
+        { "base: base", "base: base\nbases: b", "suite.yaml: bases: unknown field (known: name, base, prompt_format, chat_template, tasks)" },
         { "family: f\n    metric: exact_match", "family: f\n    heldout: false\n    metric: exact_match", "suite.yaml: tasks[0].heldout: unknown field (known: name, family, held_out, metric, expert, data)" },
         { "held_out: true", "held_out: yes", "suite.yaml: tasks[1].held_out: must be true or false, got 'yes'" },
         { "held_out: true", "held_out: \"true\"", "suite.yaml: tasks[1].held_out: must be true or false, got 'true'" },
@@ -261,5 +261,71 @@ public class SuiteFormatTests
         Assert.Equal("{\"input\":\"Which is larger, 3 or 12?\",\"target\":\"12\",\"options\":[\"12\",\"3\"]}", lines[1]);
         Assert.Equal(examples, Suite.ReadJsonl(path));
         Assert.Empty(Directory.GetFiles(Path.GetDirectoryName(path)!, ".*"));
+    }
+}
+
+public class SuiteChatTemplateTests
+{
+    static readonly string ChatDir = Path.Combine(TestData.RepoRoot, "tests", "Golden", "tokenizers", "chat");
+
+    // The reference text jinja2 rendered (tests/Golden/tokenizers/chat) for one user message "Hello!" with the generation prompt.
+    static string Golden(string template)
+    {
+        using var doc = System.Text.Json.JsonDocument.Parse(File.ReadAllText(Path.Combine(ChatDir, "goldens.json")));
+        return doc.RootElement.GetProperty("cases").EnumerateArray()
+            .First(c => c.GetProperty("template").GetString() == template && c.GetProperty("conversation").GetString() == "single"
+                        && c.GetProperty("add_generation_prompt").GetBoolean())
+            .GetProperty("text").GetString()!;
+    }
+
+    static SuiteDefinition SuiteWithTemplate(TestData.TempDir tmp, string template, string? bos, string chatField = "default")
+    {
+        Directory.CreateDirectory(tmp["base"]);
+        File.Copy(Path.Combine(ChatDir, "templates", template + ".jinja"), Path.Combine(tmp["base"], "chat_template.jinja"));
+        File.WriteAllText(Path.Combine(tmp["base"], "tokenizer_config.json"),
+            System.Text.Json.JsonSerializer.Serialize(new Dictionary<string, string?> { ["bos_token"] = bos, ["eos_token"] = "</s>" }));
+        File.WriteAllText(tmp["suite.yaml"], $"""
+            name: chat
+            base: base
+            prompt_format: "{"{input}"}"
+            chat_template: {chatField}
+            tasks:
+              - {"{name: a, family: f, metric: exact_match, expert: experts/a}"}
+            """);
+        return Suite.Load(tmp.Path);
+    }
+
+    [Theory]
+    [InlineData("llama3_1", "<|begin_of_text|>")]
+    [InlineData("gemma3", "<bos>")]
+    [InlineData("mistral", "<s>")]
+    public void Prompts_are_one_user_message_through_the_base_models_template_with_its_BOS_left_to_the_encoder(string template, string bos)
+    {
+        using var tmp = new TestData.TempDir();
+        var suite = SuiteWithTemplate(tmp, template, bos);
+        var golden = Golden(template);
+        Assert.StartsWith(bos, golden);
+        Assert.Equal(golden[bos.Length..], suite.Prompt(new Example("Hello!", "x")));
+    }
+
+    [Fact]
+    public void A_template_without_BOS_is_used_as_rendered_and_the_field_round_trips()
+    {
+        using var tmp = new TestData.TempDir();
+        var suite = SuiteWithTemplate(tmp, "qwen3", null);
+        Assert.Equal(Golden("qwen3"), suite.Prompt(new Example("Hello!", "x")));
+        Assert.Equal("default", suite.Spec.ChatTemplate);
+        Assert.Contains("chat_template: \"default\"", SuiteWriter.ToYaml(suite.Spec));
+    }
+
+    [Fact]
+    public void A_base_without_a_template_is_refused_naming_the_field()
+    {
+        using var tmp = new TestData.TempDir();
+        Directory.CreateDirectory(tmp["base"]);
+        File.WriteAllText(tmp["suite.yaml"], "name: c\nbase: base\nchat_template: default\ntasks:\n  - {name: a, family: f, metric: exact_match, expert: e}\n");
+        var e = Assert.Throws<InvalidDataException>(() => Suite.Load(tmp.Path));
+        Assert.Contains("suite.yaml: chat_template: ", e.Message);
+        Assert.Contains("no chat template", e.Message);
     }
 }
