@@ -14,8 +14,16 @@ internal static class TokenizerJson
     {
         try
         {
-            using var stream = userFile ? Inputs.InputFiles.OpenRegular(path) : Inputs.InputFiles.OpenInFolder(path);
-            return JsonDocument.Parse(stream);
+            byte[] bytes;
+            using (var stream = userFile ? Inputs.InputFiles.OpenRegular(path) : Inputs.InputFiles.OpenInFolder(path))
+            {
+                bytes = new byte[stream.Length];
+                stream.ReadExactly(bytes);
+            }
+            // System.Text.Json checks UTF-8 only when a string is read, deep inside a reader, with a message naming nothing.
+            if (!System.Text.Unicode.Utf8.IsValid(bytes)) throw Bad(path, "not valid UTF-8 text");
+            int bom = bytes.AsSpan().StartsWith((ReadOnlySpan<byte>)[0xEF, 0xBB, 0xBF]) ? 3 : 0;
+            return JsonDocument.Parse(bytes.AsMemory(bom));
         }
         catch (JsonException e)
         {

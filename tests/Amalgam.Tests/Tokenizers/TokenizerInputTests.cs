@@ -80,3 +80,33 @@ public class TokenizerInputTests
             Assert.Throws<InvalidDataException>(() => TokenizerLoader.Load(t.Path)).Message);
     }
 }
+
+/// <summary>What AFL++ found in its first minutes on tokenizer.json (bench/fuzz.sh tokenizer): raw System.Text.Json messages.</summary>
+public class TokenizerFuzzFindingTests
+{
+    private static readonly string Fixture = Path.Combine(AppContext.BaseDirectory, "Tokenizers", "Fixtures", "bytelevel-bpe", "tokenizer.json");
+
+    [Fact]
+    public void Invalid_utf8_in_a_tokenizer_file_is_refused_naming_the_file()
+    {
+        using var t = new TempDir();
+        var bytes = File.ReadAllBytes(Fixture).ToList();
+        int at = bytes.IndexOf((byte)'"', bytes.IndexOf((byte)'{') + 1) + 1; // inside the first key
+        bytes.Insert(at, 0xC1); // never valid in UTF-8
+        File.WriteAllBytes(System.IO.Path.Combine(t.Path, "tokenizer.json"), [.. bytes]);
+        Assert.Equal($"{System.IO.Path.Combine(t.Path, "tokenizer.json")}: not valid UTF-8 text", Assert.Throws<InvalidDataException>(() => TokenizerLoader.Load(t.Path)).Message);
+    }
+
+    [Fact]
+    public void A_lone_surrogate_in_a_tokenizer_file_is_refused_naming_the_file()
+    {
+        using var t = new TempDir();
+        string text = File.ReadAllText(Fixture);
+        int at = text.IndexOf("\"vocab\"", StringComparison.Ordinal);
+        Assert.True(at > 0);
+        at = text.IndexOf('"', text.IndexOf('{', at)) + 1; // the first vocabulary entry
+        t.File("tokenizer.json", text[..at] + "\\ud800" + text[at..]);
+        Assert.Equal($"{System.IO.Path.Combine(t.Path, "tokenizer.json")}: a string holds a lone UTF-16 surrogate (an escape such as \\ud800 without its pair)",
+            Assert.Throws<InvalidDataException>(() => TokenizerLoader.Load(t.Path)).Message);
+    }
+}
