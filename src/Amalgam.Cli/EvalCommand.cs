@@ -75,7 +75,7 @@ public static class EvalCommand
                 var table = new Table().AddColumns("task", "family", "held out", "metric", "examples", "score");
                 if (Console.IsOutputRedirected) AnsiConsole.Profile.Width = 160; // Spectre assumes 80 columns otherwise
                 foreach (var r in results)
-                    table.AddRow(Markup.Escape(r.Task), Markup.Escape(r.Family), r.HeldOut ? "yes" : "no", r.Metric, r.Count.ToString(), $"{100 * r.Score:F1} %");
+                    table.AddRow(Markup.Escape(Inputs.Names.Escape(r.Task)), Markup.Escape(Inputs.Names.Escape(r.Family)), r.HeldOut ? "yes" : "no", r.Metric, r.Count.ToString(), $"{100 * r.Score:F1} %");
                 table.Caption($"{splitName} split, {seconds:F1} s");
                 AnsiConsole.Write(table);
                 if (file is not null)
