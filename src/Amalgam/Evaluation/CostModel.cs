@@ -59,12 +59,17 @@ public sealed class CostModel
         Count(k, nameof(k)) * Tokens * (ForwardPerToken + (foldedExperts ? 0 : LoraPerToken));
 
     /// <summary>
-    /// A base forward over the prompt up to the final norm (no output projection), for the features of the learned
-    /// and centroid routers and Twin-Merging: these read the base model's hidden states, which the experts' forward
-    /// cannot supply (its layers are already adapted), so they cost a separate prefill.
+    /// A router's prompt features from the base model (learned and centroid routers, Twin-Merging): these read the
+    /// base's hidden states, which the experts' forward cannot supply (its layers are already adapted), so they cost
+    /// a separate pass over the prompt through the layers <paramref name="source"/> runs: P·k·(layer products +
+    /// attention over the prompt), k = L for the full pass (up to the final norm, no output projection), k for the
+    /// residual stream after layer k (k/L of the full pass), 0 for the token embeddings (a lookup; the mean over the
+    /// prompt is elementwise, and left out like every elementwise step).
     /// </summary>
-    public double PromptFeatures() =>
-        PromptTokens * FlopCounter.ForwardFlopsPerToken(Config, FlopCounter.MeanAttendedPositions(PromptTokens, Config.EffectiveSlidingWindow), withLmHead: false);
+    public double PromptFeatures(Routing.FeatureSource source = default) =>
+        PromptTokens * source.LayersRun(Config.NumHiddenLayers)
+        * (FlopCounter.LayerLinearFlopsPerToken(Config)
+           + FlopCounter.AttentionFlopsPerToken(Config, FlopCounter.MeanAttendedPositions(PromptTokens, Config.EffectiveSlidingWindow)));
 
     /// <summary>A router MLP once per example: 2·Σ sizes[i]·sizes[i+1] (e.g. [hidden, 256, K]).</summary>
     public double RouterMlp(IReadOnlyList<int> layerSizes)
@@ -93,11 +98,13 @@ public sealed class CostModel
     public double DynamicMerge(int k) =>
         Count(k, nameof(k)) * ExpertModules.Sum(kv => { var (i, o) = FlopCounter.ModuleShape(Config, kv.Key); return 2.0 * kv.Value * i * o; });
 
-    /// <summary>Learned router: prompt features, the MLP, then the top-k experts' LoRAs at every token.</summary>
-    public double LearnedRouter(int topK, IReadOnlyList<int> mlpSizes) => PromptFeatures() + RouterMlp(mlpSizes) + Loras(topK);
+    /// <summary>Learned router: prompt features from <paramref name="source"/>, the MLP, then the top-k experts' LoRAs at every token.</summary>
+    public double LearnedRouter(int topK, IReadOnlyList<int> mlpSizes, Routing.FeatureSource source = default) =>
+        PromptFeatures(source) + RouterMlp(mlpSizes) + Loras(topK);
 
-    /// <summary>Centroid router over K experts: prompt features, K dot products, then the top-k experts' LoRAs.</summary>
-    public double CentroidRouter(int experts, int topK) => PromptFeatures() + CentroidScores(experts) + Loras(topK);
+    /// <summary>Centroid router over K experts: prompt features from <paramref name="source"/>, K dot products, then the top-k experts' LoRAs.</summary>
+    public double CentroidRouter(int experts, int topK, Routing.FeatureSource source = default) =>
+        PromptFeatures(source) + CentroidScores(experts) + Loras(topK);
 
     /// <summary>Arrow over K experts: per-token, per-module prototype scores, then the top-k experts' LoRAs.</summary>
     public double ArrowRouter(int experts, int topK) => ArrowScores(experts) + Loras(topK);

@@ -54,10 +54,14 @@ public sealed class CausalLM : nn.Module<DecoderInput, DecoderOutput>
 
     /// <summary>
     /// The hidden states after the final norm, [batch, positions, hidden] in the model's dtype (only the last
-    /// position when <see cref="DecoderInput.LastPositionOnly"/>): what routers read as features.
+    /// position when <see cref="DecoderInput.LastPositionOnly"/>): what routers read as features. With
+    /// <paramref name="layers"/> = k (0 ≤ k ≤ L), only the embeddings and the first k layers run and the residual
+    /// stream after layer k comes back, unnormed (cheaper router features; k = 0 is the scaled token embeddings).
     /// </summary>
-    public Tensor HiddenStates(DecoderInput input)
+    public Tensor HiddenStates(DecoderInput input, int? layers = null)
     {
+        if (layers is int k && (k < 0 || k > Config.NumHiddenLayers))
+            throw new ArgumentException($"layers: must be between 0 and {Config.NumHiddenLayers}, got {k}", nameof(layers));
         using var scope = NewDisposeScope();
         var ids = input.InputIds;
         if (ids.dim() != 2) throw new ArgumentException($"input ids must be [batch, positions], got [{string.Join(", ", ids.shape)}]");
@@ -73,7 +77,7 @@ public sealed class CausalLM : nn.Module<DecoderInput, DecoderOutput>
         var allowed = t == 1 ? mask.ne(0).unsqueeze(1)                                             // [b, new, all]
             : (arange(all).unsqueeze(0) <= (arange(t) + past).unsqueeze(1)).unsqueeze(0).logical_and(mask.unsqueeze(1).to(ScalarType.Bool));
         var (cos, sin) = rope.Angles(positions, Dtype);
-        var context = new ForwardContext(cos, sin, Additive(allowed), input.Cache, input.Mixing);
+        var context = new ForwardContext(cos, sin, Additive(allowed), input.Cache, input.Mixing) { Layers = layers };
         if (Config.EffectiveSlidingWindow is int window)
         {
             // A query at index i sees keys at indices > i − window (indices count padding, as transformers' do).

@@ -23,18 +23,20 @@ public sealed class DecoderStack : nn.Module<Tensor, ForwardContext, Tensor>
 
     public TokenEmbedding Embeddings => embed_tokens;
 
-    /// <summary>Hidden states after the final norm, [batch, new, hidden].</summary>
+    /// <summary>Hidden states after the final norm, [batch, new, hidden]; with <see cref="ForwardContext.Layers"/> = k, the residual stream after layer k, unnormed.</summary>
     public override Tensor forward(Tensor ids, ForwardContext ctx)
     {
         using var scope = NewDisposeScope();
         var x = embed_tokens.call(ids);
         // Gemma: the normaliser √hidden is a tensor of the model dtype, so it is rounded to it first.
         if (embeddingScale is double s) x = x * tensor(s, x.dtype, x.device);
-        for (int i = 0; i < layers.Count; i++)
+        int run = ctx.Layers ?? layers.Count;
+        for (int i = 0; i < run; i++)
         {
             ctx.LayerInputs?.Invoke(i, x);
             x = layers[i].call(x, ctx);
         }
+        if (ctx.Layers is not null) return x.MoveToOuterDisposeScope();
         return norm.call(x).MoveToOuterDisposeScope();
     }
 }

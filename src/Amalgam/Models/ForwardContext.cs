@@ -14,6 +14,8 @@ namespace Amalgam.Models;
 public sealed record ForwardContext(Tensor Cos, Tensor Sin, Tensor Mask, KvCache? Cache = null, IMixingPolicy? Mixing = null)
 {
     public Tensor? SlidingMask { get; init; }
+    /// <summary>Run only the first this many layers and return the residual stream, unnormed (router features); null: all, then the final norm.</summary>
+    public int? Layers { get; init; }
     public Tensor? LocalCos { get; init; }
     public Tensor? LocalSin { get; init; }
     /// <summary>Called with each layer's index and input (see <see cref="DecoderInput.LayerInputs"/>).</summary>

@@ -7,12 +7,14 @@ namespace Amalgam.Routing;
 public static class PromptFeatures
 {
     /// <summary>
-    /// The mean over each prompt's tokens of the final-norm hidden states, [N, hidden] float32 on the CPU. Prompts
+    /// The mean over each prompt's tokens of the hidden states <paramref name="source"/> names (default: after the
+    /// final norm; <see cref="FeatureSource"/>), [N, hidden] float32 on the CPU. Prompts
     /// run in left-padded batches of <paramref name="batchSize"/> with an attention mask, so a prompt's features do
     /// not depend on its batch-mates (padding is neither attended to nor averaged).
     /// </summary>
-    public static Tensor MeanPooled(CausalLM model, IReadOnlyList<IReadOnlyList<long>> prompts, long padId, int batchSize = 64)
+    public static Tensor MeanPooled(CausalLM model, IReadOnlyList<IReadOnlyList<long>> prompts, long padId, int batchSize = 64, FeatureSource source = default)
     {
+        int? layers = source.IsFinal ? null : source.LayersRun(model.Config.NumHiddenLayers);
         if (batchSize <= 0) throw new ArgumentException($"batch size: must be positive, got {batchSize}");
         for (int i = 0; i < prompts.Count; i++)
             if (prompts[i].Count == 0) throw new ArgumentException($"prompt {i}: empty (mean pooling needs at least one token)");
@@ -27,7 +29,7 @@ public static class PromptFeatures
             var (ids, mask, width) = SequenceBatch.LeftPadded(batch, padId);
             int rows = batch.Count;
             var maskTensor = tensor(mask, [rows, width], device: device);
-            var hidden = model.HiddenStates(new DecoderInput(tensor(ids, [rows, width], device: device), maskTensor)).to(ScalarType.Float32);
+            var hidden = model.HiddenStates(new DecoderInput(tensor(ids, [rows, width], device: device), maskTensor), layers).to(ScalarType.Float32);
             var weights = maskTensor.to(ScalarType.Float32).unsqueeze(-1);
             var mean = (hidden * weights).sum(1) / weights.sum(1);
             parts.Add(mean.cpu().MoveToOuterDisposeScope());

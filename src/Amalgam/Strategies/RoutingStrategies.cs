@@ -26,17 +26,32 @@ public enum RouteAggregation
 /// </summary>
 public static class RoutingStrategies
 {
-    public static Strategy Learned(StrategyContext c, int topK, RouteAggregation aggregation) =>
-        Routed(c, $"route-learned-top{topK}{Suffix(topK, aggregation)}", c.Learned, topK, aggregation, c.LearnedRouterSeconds,
-            "MLP on the base model's mean-pooled prompt state, trained on validation task labels",
-            m => m.LearnedRouter(topK, c.RouterSizes) + (aggregation == RouteAggregation.Outputs ? m.Ensemble(topK) - m.Loras(topK) : 0),
-            Costs.Mlp(c.RouterSizes));
+    /// <summary>
+    /// The learned router on features from <paramref name="source"/> (default: the full prompt pass); a cheaper source
+    /// is named in the strategy's name (<c>-embeddings</c>, <c>-layer-2</c>, or <paramref name="name"/>) and costs its share of the pass.
+    /// </summary>
+    public static Strategy Learned(StrategyContext c, int topK, RouteAggregation aggregation, FeatureSource source = default, string? name = null)
+    {
+        var (router, seconds) = c.LearnedOn(source);
+        return Routed(c, name ?? $"route-learned-top{topK}{Suffix(topK, aggregation)}{(source.IsFinal ? "" : "-" + source)}", router, topK, aggregation, seconds,
+            $"MLP on the base model's mean-pooled {Describe(c, source)}, trained on validation task labels",
+            m => m.LearnedRouter(topK, c.RouterSizes, source) + (aggregation == RouteAggregation.Outputs ? m.Ensemble(topK) - m.Loras(topK) : 0),
+            Costs.Mlp(c.RouterSizes), source);
+    }
 
     public static Strategy Centroid(StrategyContext c, int topK, RouteAggregation aggregation) =>
         Routed(c, $"route-centroid-top{topK}{Suffix(topK, aggregation)}", c.Centroid, topK, aggregation, c.CentroidSeconds,
             "nearest centroid (cosine, softmax at T = 0.05) of each task's validation prompt states",
             m => m.CentroidRouter(c.Suite.Count, topK) + (aggregation == RouteAggregation.Outputs ? m.Ensemble(topK) - m.Loras(topK) : 0),
-            (long)c.Suite.Count * c.Suite.Model.Config.HiddenSize);
+            (long)c.Suite.Count * c.Suite.Model.Config.HiddenSize, FeatureSource.Final);
+
+    /// <summary>What a feature source reads, in words, for a description.</summary>
+    public static string Describe(StrategyContext c, FeatureSource source) => source.Layers switch
+    {
+        null => "final-norm prompt state (a full prompt pass)",
+        0 => "token embeddings of the prompt (no layer runs)",
+        int k => $"residual stream after layer {k} of {c.Suite.Model.Config.NumHiddenLayers} (a {k}/{c.Suite.Model.Config.NumHiddenLayers} prompt pass)",
+    };
 
     /// <summary>Arrow: per token and per module, top-k of |⟨x, vₑ⟩| over the experts' prototypes, softmax; training-free.</summary>
     public static Strategy Arrow(StrategyContext c, int topK)
@@ -53,11 +68,11 @@ public static class RoutingStrategies
     }
 
     static Strategy Routed(StrategyContext c, string name, IExampleRouter router, int topK, RouteAggregation aggregation, double fitSeconds,
-        string how, Func<CostModel, double> flops, long routerParameters) =>
-        Strategy.Deployed(new RouterStrategy(router, topK, aggregation, ownsRouter: false), c.Suite.Pool, name, StrategyFamily.Route, null,
+        string how, Func<CostModel, double> flops, long routerParameters, FeatureSource source) =>
+        Strategy.Deployed(new RouterStrategy(router, topK, aggregation, ownsRouter: false, features: source), c.Suite.Pool, name, StrategyFamily.Route, null,
             $"{how}; top-{topK}{(topK > 1 ? aggregation == RouteAggregation.Parameters ? ", experts mixed in parameters" : ", experts' outputs averaged" : "")}",
             flops, Costs.Base(c.Suite) + Costs.Experts(c.Suite) + routerParameters, fitSeconds,
-            new JsonObject { ["top_k"] = topK, ["aggregation"] = aggregation.ToString() });
+            new JsonObject { ["top_k"] = topK, ["aggregation"] = aggregation.ToString(), ["feature_source"] = source.ToString() });
 
     /// <summary>
     /// Twin-Merging: shared model = task arithmetic (λ) of the experts, exclusive parts SVD-compressed to the experts'
@@ -80,7 +95,7 @@ public static class RoutingStrategies
                 + (groupWise ? "averaged over each group of inputs with the same top expert" : "per example"),
             m => m.TwinMerging(c.Suite.Count, c.RouterSizes, rank, ExpertRank(c)),
             Costs.Base(c.Suite) + exclusiveParameters + Costs.Mlp(c.RouterSizes), seconds,
-            new JsonObject { ["lambda"] = c.Options.TaskArithmeticLambda, ["exclusive_rank"] = rank, ["group_wise"] = groupWise });
+            new JsonObject { ["lambda"] = c.Options.TaskArithmeticLambda, ["exclusive_rank"] = rank, ["group_wise"] = groupWise, ["feature_source"] = "final (shared model)" });
     }
 
     static int ExpertRank(StrategyContext c) => (int)c.Suite.Experts[0].Deltas.Values.First().Rank;

@@ -53,6 +53,7 @@ public static class SelectionStrategies
                 ["features"] = features.ToString().ToLowerInvariant(),
                 ["clusters"] = new JsonArray(members.Select(m => (JsonNode)new JsonArray(m.Select(e => (JsonNode)c.Suite.Names[e]).ToArray())).ToArray()),
                 ["inertia"] = Math.Round(km.Inertia, 6),
+                ["feature_source"] = FeatureSource.Final.ToString(),
             });
     }
 
@@ -111,6 +112,7 @@ public static class SelectionStrategies
                 ["validation_score"] = Math.Round(result.Score, 6),
                 ["full_library_score"] = Math.Round(result.FullScore, 6),
                 ["tolerance"] = tol,
+                ["feature_source"] = FeatureSource.Final.ToString(),
             });
     }
 

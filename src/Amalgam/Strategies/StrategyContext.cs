@@ -14,6 +14,7 @@ namespace Amalgam.Strategies;
 public sealed class StrategyContext(ExpertSuite suite, StrategyOptions options) : IDisposable
 {
     private LearnedRouter? learned;
+    private readonly Dictionary<FeatureSource, (LearnedRouter Router, double Seconds)> cheaper = [];
     private CentroidRouter? centroid;
     private ArrowPrototypes? prototypes;
     private double[,]? correct;
@@ -36,11 +37,24 @@ public sealed class StrategyContext(ExpertSuite suite, StrategyOptions options) 
 
     public LearnedRouter Learned => learned ??= Timed(() => TrainLearned(suite.Model), s => LearnedRouterSeconds = s);
 
+    /// <summary>A learned router on the base model's features from <paramref name="source"/>, trained once, and the seconds that took.</summary>
+    public (LearnedRouter Router, double Seconds) LearnedOn(FeatureSource source)
+    {
+        if (source.IsFinal) return (Learned, LearnedRouterSeconds);
+        if (!cheaper.TryGetValue(source, out var trained))
+        {
+            var clock = System.Diagnostics.Stopwatch.StartNew();
+            var router = TrainLearned(suite.Model, source);
+            cheaper[source] = trained = (router, clock.Elapsed.TotalSeconds);
+        }
+        return trained;
+    }
+
     /// <summary>A learned router on <paramref name="model"/>'s features (Twin-Merging trains its own on the shared model).</summary>
-    public LearnedRouter TrainLearned(Models.CausalLM model)
+    public LearnedRouter TrainLearned(Models.CausalLM model, FeatureSource source = default)
     {
         var data = suite.Labelled(options.RouterExamplesPerTask);
-        using var features = PromptFeatures.MeanPooled(model, data.Select(d => suite.PromptIds(d.Example)).ToList(), suite.PadId);
+        using var features = PromptFeatures.MeanPooled(model, data.Select(d => suite.PromptIds(d.Example)).ToList(), suite.PadId, source: source);
         return LearnedRouter.Train(features, data.Select(d => d.Expert).ToList(), suite.Names, seed: options.Seed).Router;
     }
 
@@ -115,6 +129,7 @@ public sealed class StrategyContext(ExpertSuite suite, StrategyOptions options) 
     public void Dispose()
     {
         learned?.Dispose();
+        foreach (var (router, _) in cheaper.Values) router.Dispose();
         centroid?.Dispose();
         prototypes?.Dispose();
     }

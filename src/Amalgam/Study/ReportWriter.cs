@@ -94,6 +94,8 @@ public static class ReportWriter
         }
         md.AppendLine();
 
+        if (FeatureSources.Line(r) is { } features) md.AppendLine(features).AppendLine();
+
         md.AppendLine("## Recommendation").AppendLine();
         md.AppendLine(r.Bootstrap is null
             ? "Best deployable strategy within each budget (held-in normalised score, then held-out, then lower cost):"

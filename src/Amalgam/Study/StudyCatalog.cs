@@ -1,4 +1,5 @@
 using Amalgam.Ensembling;
+using Amalgam.Routing;
 using Amalgam.Strategies;
 
 namespace Amalgam.Study;
@@ -37,6 +38,10 @@ public static class StudyCatalog
         new("route-learned-top1", StrategyFamily.Route, c => RoutingStrategies.Learned(c, 1, RouteAggregation.Parameters)),
         new("route-learned-top2-params", StrategyFamily.Route, c => RoutingStrategies.Learned(c, 2, RouteAggregation.Parameters), TopRule(2)),
         new("route-learned-top2-outputs", StrategyFamily.Route, c => RoutingStrategies.Learned(c, 2, RouteAggregation.Outputs), TopRule(2)),
+        // Cheaper router features (docs/routing.md#feature-sources): the token embeddings, and the residual stream
+        // halfway up the base (layer ⌊L/2⌋: 2 of the bundled base's 4), each charged what it runs of the prompt pass.
+        new("route-learned-top1-embeddings", StrategyFamily.Route, c => RoutingStrategies.Learned(c, 1, RouteAggregation.Parameters, FeatureSource.Embeddings)),
+        new("route-learned-top1-midlayer", StrategyFamily.Route, c => RoutingStrategies.Learned(c, 1, RouteAggregation.Parameters, MidLayer(c), "route-learned-top1-midlayer")),
         new("route-centroid-top1", StrategyFamily.Route, c => RoutingStrategies.Centroid(c, 1, RouteAggregation.Parameters)),
         new("route-centroid-top2-params", StrategyFamily.Route, c => RoutingStrategies.Centroid(c, 2, RouteAggregation.Parameters), TopRule(2)),
         new("route-centroid-top2-outputs", StrategyFamily.Route, c => RoutingStrategies.Centroid(c, 2, RouteAggregation.Outputs), TopRule(2)),
@@ -50,6 +55,9 @@ public static class StudyCatalog
         new("select-greedy-soup", StrategyFamily.Select, SelectionStrategies.GreedySoup),
         new("select-greedy-routing", StrategyFamily.Select, c => SelectionStrategies.GreedyRouting(c)),
     ];
+
+    /// <summary>The residual stream after layer ⌊L/2⌋ of the base (at least layer 1).</summary>
+    public static FeatureSource MidLayer(StrategyContext c) => FeatureSource.AfterLayer(Math.Max(1, c.Suite.Model.Config.NumHiddenLayers / 2));
 
     /// <summary>The entries whose name or family is listed (all when the list is empty); unknown names are refused.</summary>
     public static IReadOnlyList<Entry> Select(IReadOnlyCollection<string> namesOrFamilies)

@@ -4,7 +4,7 @@ namespace Amalgam.Study;
 public static class StudyOutputs
 {
     /// <summary>
-    /// results.json (validated first), frontier.png, per_task.png and report.md, swapped in as one folder: a reader
+    /// results.json (validated first), frontier.png, per_task.png, report.md and report.html, swapped in as one folder: a reader
     /// never sees new results beside an old report.
     /// </summary>
     public static void Write(StudyResults results, string outDir) =>
@@ -13,5 +13,6 @@ public static class StudyOutputs
             StudyResultsFile.Save(results, Path.Combine(staging, StudyResultsFile.FileName));
             StudyPlots.Write(results, staging);
             ReportWriter.Write(results, staging);
+            HtmlReport.Write(results, staging);
         });
 }

@@ -4,6 +4,9 @@ using ScottPlot;
 
 namespace Amalgam.Study;
 
+/// <summary>A point's label on frontier.png: the strategy, the text, its box and its point in pixels, whether a leader line joins them.</summary>
+public sealed record FrontierLabel(string Name, string Text, LabelBox Box, (double X, double Y) Point, bool Leader);
+
 /// <summary>
 /// The study's two figures, rendered headless with ScottPlot 5 (SkiaSharp's self-contained native library and an
 /// embedded font: nothing from the OS, see docs/study.md). Files are written atomically.
@@ -25,7 +28,18 @@ public static class StudyPlots
     }
 
     /// <summary>Held-in normalised score against relative FLOPs (log₁₀ axis when costs span more than 4×), one colour per family.</summary>
-    public static Plot Frontier(StudyResults results)
+    public static Plot Frontier(StudyResults results) => FrontierLaidOut(results).Plot;
+
+    public const float LabelFontSize = 10, MarkerSize = 9;
+    /// <summary>Half-width of the square around each marker that labels keep clear of, pixels.</summary>
+    public const double MarkerClearance = MarkerSize / 2 + 1;
+
+    /// <summary>
+    /// The frontier plot at its file size with every point's label placed by <see cref="LabelPlacement"/> (no two
+    /// overlapping, none over a marker, leader lines where a label had to move away), and the labels' boxes in
+    /// pixels of the <see cref="FrontierWidth"/> × <see cref="FrontierHeight"/> image.
+    /// </summary>
+    public static (Plot Plot, IReadOnlyList<FrontierLabel> Labels) FrontierLaidOut(StudyResults results)
     {
         var plot = NewPlot();
         var strategies = results.Strategies;
@@ -39,16 +53,8 @@ public static class StudyPlots
             var members = strategies.Where(s => s.Family == StrategyFamily.All[f]).ToList();
             if (members.Count == 0) continue;
             var points = plot.Add.ScatterPoints(members.Select(s => X(s.RelativeFlops)).ToArray(), members.Select(s => s.HeldInNormalized).ToArray(), palette.GetColor(f));
-            points.MarkerSize = 9;
+            points.MarkerSize = MarkerSize;
             points.LegendText = StrategyFamily.All[f];
-            foreach (var s in members)
-            {
-                var label = plot.Add.Text(s.Deployable ? s.Name : s.Name + " (not deployable)", X(s.RelativeFlops), s.HeldInNormalized);
-                label.LabelFontSize = 10;
-                label.LabelFontColor = palette.GetColor(f);
-                label.LabelOffsetX = 6;
-                label.LabelOffsetY = -6;
-            }
         }
 
         var frontier = ParetoFrontier.Compute(results);  // deployable strategies only
@@ -76,7 +82,47 @@ public static class StudyPlots
         var scores = strategies.Select(s => s.HeldInNormalized).ToList();
         double ySpan = Math.Max(scores.Max() - scores.Min(), 0.1);
         plot.Axes.SetLimits(X(min) - 0.08 * span, X(max) + 0.35 * span, scores.Min() - 0.08 * ySpan, scores.Max() + 0.1 * ySpan);
-        return plot;
+
+        // Lay the axes out at the file's size (labels are added inside the data area, so they do not change it),
+        // then place the labels in pixels and convert their corners back to coordinates.
+        plot.RenderInMemory(FrontierWidth, FrontierHeight);
+        var data = plot.RenderManager.LastRender.DataRect;
+        var area = new LabelBox(data.Left, data.Top, data.Width, data.Height);
+        var texts = strategies.Select(s => s.Deployable ? s.Name : s.Name + " (not deployable)").ToList();
+        var pixels = strategies.Select(s => plot.GetPixel(new Coordinates(X(s.RelativeFlops), s.HeldInNormalized))).Select(p => ((double)p.X, (double)p.Y)).ToList();
+        var sizes = texts.Select(MeasureLabel).ToList();
+        var placed = LabelPlacement.Place(pixels, sizes, area, MarkerClearance);
+        var labels = new List<FrontierLabel>();
+        foreach (var p in placed)
+        {
+            var s = strategies[p.Index];
+            var colour = palette.GetColor(Math.Max(0, StrategyFamily.All.ToList().IndexOf(s.Family)));
+            var corner = plot.GetCoordinates((float)p.Box.Left, (float)p.Box.Top);
+            var text = plot.Add.Text(texts[p.Index], corner.X, corner.Y);
+            text.LabelFontSize = LabelFontSize;
+            text.LabelFontColor = colour;
+            text.LabelAlignment = Alignment.UpperLeft;
+            text.LabelPadding = 0;
+            if (p.Leader)
+            {
+                var (nx, ny) = p.Box.Nearest(pixels[p.Index].Item1, pixels[p.Index].Item2);
+                var end = plot.GetCoordinates((float)nx, (float)ny);
+                var leader = plot.Add.Line(X(s.RelativeFlops), s.HeldInNormalized, end.X, end.Y);
+                leader.LineColor = colour.WithAlpha(0.6);
+                leader.LineWidth = 1;
+                leader.MarkerSize = 0;
+            }
+            labels.Add(new FrontierLabel(s.Name, texts[p.Index], p.Box, pixels[p.Index], p.Leader));
+        }
+        return (plot, labels);
+    }
+
+    /// <summary>A label's text box in pixels at <see cref="LabelFontSize"/> in the embedded font: advance width, ascent to descent.</summary>
+    public static (double Width, double Height) MeasureLabel(string text)
+    {
+        using var font = new SkiaSharp.SKFont(ScottPlot.Fonts.GetTypeface(EmbeddedFont.Register(), bold: false, italic: false), LabelFontSize);
+        var metrics = font.Metrics;
+        return (font.MeasureText(text), metrics.Descent - metrics.Ascent);
     }
 
     /// <summary>A heatmap of scores: one row per strategy (in results order, top down), one column per task.</summary>

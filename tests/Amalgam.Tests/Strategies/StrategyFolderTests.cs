@@ -90,6 +90,32 @@ public class StrategyFolderTests
         learned.Dispose();
     }
 
+    [Fact]
+    public void A_router_on_cheaper_features_keeps_its_source_through_a_save_and_a_load()
+    {
+        using var f = new Fixture();
+        var prompts = Prompts.Select(x => (IReadOnlyList<long>)x).Concat([[3, 5, 7], [3, 9, 9, 9]]).ToList();
+        using var features = PromptFeatures.MeanPooled(f.Pool.Model, prompts, f.Pool.PadId, source: FeatureSource.Embeddings);
+        using var learned = LearnedRouter.Train(features, [0, 1, 0, 1, 1], f.Pool.Names, new LearnedRouterOptions { Steps = 30 }, seed: 1).Router;
+        using (var s = new RouterStrategy(learned, 1, RouteAggregation.Parameters, ownsRouter: false, features: FeatureSource.Embeddings))
+            AssertSameAfterReload(f, s, "router-embeddings");
+        string dir = f.Dir["router-embeddings"], file = Path.Combine(dir, StrategyFolder.FileName);
+        var json = JsonNode.Parse(File.ReadAllText(file))!;
+        Assert.Equal("embeddings", (string?)json["parameters"]!["features"]);
+        using (var loaded = StrategyFolder.Load(dir))
+            Assert.Equal(FeatureSource.Embeddings, Assert.IsType<RouterStrategy>(loaded.Strategy).Features);
+        // A full-pass router writes no "features" (folders from before feature sources load as they did).
+        using (var s = new RouterStrategy(learned, 1, RouteAggregation.Parameters, ownsRouter: false) { Name = "full", Family = "route" })
+            StrategyFolder.Save(s, f.Pool, f.Dir["full"]);
+        Assert.Null(JsonNode.Parse(File.ReadAllText(Path.Combine(f.Dir["full"], StrategyFolder.FileName)))!["parameters"]!["features"]);
+
+        json["parameters"]!["features"] = "layer-9";   // the llama_gqa base has 2 layers
+        File.WriteAllText(file, json.ToJsonString());
+        string error = LoadError(dir);
+        Assert.Contains("parameters.features", error);
+        Assert.Contains("only 2 layers", error);
+    }
+
     static string SavedEnsemble(Fixture f)
     {
         using var s = new EnsembleStrategy([0.5, 0.5], EnsembleAggregation.Probabilities) { Name = "e", Family = "ensemble" };

@@ -25,8 +25,9 @@ public sealed class RouterStrategy : DeployableStrategy
     /// <param name="allowed">only these experts may be chosen (top-1 among them); null: all</param>
     /// <param name="clusters">each expert's cluster index; a prompt goes to the cluster with the most probability</param>
     /// <param name="ownsRouter">whether disposing this strategy disposes the router</param>
+    /// <param name="features">where the router's prompt features come from (default: the full pass, final norm)</param>
     public RouterStrategy(IExampleRouter router, int topK, RouteAggregation aggregation, IReadOnlyList<int>? allowed = null,
-        IReadOnlyList<int>? clusters = null, bool ownsRouter = true)
+        IReadOnlyList<int>? clusters = null, bool ownsRouter = true, FeatureSource features = default)
     {
         if (topK < 1) throw new ArgumentException($"top_k: must be positive, got {topK}");
         if ((allowed is not null || clusters is not null) && topK != 1) throw new ArgumentException("top_k: subsets and clusters route top-1");
@@ -38,6 +39,7 @@ public sealed class RouterStrategy : DeployableStrategy
         Aggregation = aggregation;
         Allowed = allowed;
         Clusters = clusters;
+        Features = features;
     }
 
     public override string Kind => StrategyKinds.Router;
@@ -46,10 +48,11 @@ public sealed class RouterStrategy : DeployableStrategy
     public RouteAggregation Aggregation { get; }
     public IReadOnlyList<int>? Allowed { get; }
     public IReadOnlyList<int>? Clusters { get; }
+    public FeatureSource Features { get; }
 
     Tensor Probabilities(ExpertPool pool, IReadOnlyList<IReadOnlyList<long>> prompts)
     {
-        using var features = PromptFeatures.MeanPooled(pool.Model, prompts, pool.PadId);
+        using var features = PromptFeatures.MeanPooled(pool.Model, prompts, pool.PadId, source: Features);
         return router.Probabilities(features);
     }
 
@@ -114,6 +117,7 @@ public sealed class RouterStrategy : DeployableStrategy
             default: throw new ArgumentException($"router of type {router.GetType().Name} cannot be saved");
         }
         var o = new JsonObject { ["router"] = RouterFolder, ["top_k"] = TopK, ["aggregation"] = Aggregation.ToString().ToLowerInvariant() };
+        if (!Features.IsFinal) o["features"] = Features.ToString();   // absent: the full pass (folders saved before feature sources)
         if (Allowed is not null) o["allowed"] = SavedParameters.Names(Allowed, pool.Names);
         if (Clusters is not null)
             o["clusters"] = new JsonArray(Enumerable.Range(0, Clusters.Max() + 1)
@@ -139,7 +143,13 @@ public sealed class RouterStrategy : DeployableStrategy
                         clusters[e] = clusters[e] < 0 ? g : throw new InvalidDataException($"{p.File}: parameters.clusters: expert '{pool.Names[e]}' is in two clusters");
                 if (clusters.Any(x => x < 0)) throw new InvalidDataException($"{p.File}: parameters.clusters: every expert must be in one cluster");
             }
-            return new RouterStrategy(router, p.Int("top_k", min: 1), p.Enum<RouteAggregation>("aggregation"), allowed, clusters);
+            var features = FeatureSource.Final;
+            if (p.Optional("features") is not null)
+            {
+                try { features = FeatureSource.Parse(p.String("features")); features.LayersRun(pool.Model.Config.NumHiddenLayers); }
+                catch (ArgumentException e) { throw new InvalidDataException($"{p.File}: parameters.features: {e.Message}"); }
+            }
+            return new RouterStrategy(router, p.Int("top_k", min: 1), p.Enum<RouteAggregation>("aggregation"), allowed, clusters, features: features);
         }
         catch
         {
