@@ -1,3 +1,4 @@
+using TorchSharp;
 using Amalgam.Models;
 using Amalgam.Mixing;
 using static TorchSharp.torch;
@@ -15,7 +16,7 @@ namespace Amalgam.Routing;
 public sealed class ArrowRouting : IMixingPolicy
 {
     // Held for the process: a temporary Scalar can be freed by the GC while libtorch reads it (see Models/Scalars.cs).
-    private static readonly TorchSharp.Scalar NegativeInfinity = float.NegativeInfinity.ToScalar();
+    private static readonly Scalar NegativeInfinity = float.NegativeInfinity.ToScalar();
 
     /// <summary>PEFT's Arrow default.</summary>
     public const int DefaultTopK = 3;
