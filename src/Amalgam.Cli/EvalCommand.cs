@@ -23,10 +23,11 @@ public static class EvalCommand
         var split = new Option<string>("--split") { Description = "train, validation or test.", DefaultValueFactory = _ => Suite.Test };
         var limit = new Option<int?>("--limit") { Description = "Score only the first N examples of each task." };
         var strategy = new Option<string?>("--strategy") { Description = "A saved strategy folder (amalgam study --export, or --save of route, fit, select, ensemble) to score instead of --model/--adapter." };
+        var truncate = TruncateOption.Create();
         var output = new Option<string?>("--out") { Description = "Write {\"scores\": {task: score}, ...} to this JSON file." };
         var command = new Command("eval", "Score a model on a suite: exact match after greedy decoding, or option accuracy.");
         CliErrors.Positive(limit);
-        foreach (var o in new Option[] { suiteDir, model, adapters, tasks, split, limit, strategy, output }) command.Options.Add(o);
+        foreach (var o in new Option[] { suiteDir, model, adapters, tasks, split, limit, strategy, truncate, output }) command.Options.Add(o);
         command.SetAction(CliErrors.Guard(parse =>
         {
             var suite = Suite.Load(parse.GetValue(suiteDir)!);
@@ -39,7 +40,7 @@ public static class EvalCommand
                     throw new ArgumentException("--strategy: give either a strategy or --model/--adapter, not both");
                 using var saved = StrategyFolder.Load(strategyDir);
                 var clock = Stopwatch.StartNew();
-                var scored = selected.Select(t => SuiteEvaluator.Evaluate(saved.Predictor, saved.Pool.Tokenizer, suite, t, splitName, parse.GetValue(limit))).ToList();
+                var scored = selected.Select(t => SuiteEvaluator.Evaluate(saved.Predictor, saved.Pool.Tokenizer, suite, t, splitName, parse.GetValue(limit), TruncateOption.Get(parse, truncate))).ToList();
                 Report(scored, splitName, clock.Elapsed.TotalSeconds, parse.GetValue(output), new { strategy = Path.GetFullPath(strategyDir), name = saved.Strategy.Name });
                 return 0;
             }
@@ -56,7 +57,7 @@ public static class EvalCommand
                     loaded.Add(adapter);
                 }
                 var clock = Stopwatch.StartNew();
-                var results = selected.Select(t => SuiteEvaluator.Evaluate(m, tokenizer, suite, t, splitName, parse.GetValue(limit))).ToList();
+                var results = selected.Select(t => SuiteEvaluator.Evaluate(m, tokenizer, suite, t, splitName, parse.GetValue(limit), TruncateOption.Get(parse, truncate))).ToList();
                 Report(results, splitName, clock.Elapsed.TotalSeconds, parse.GetValue(output),
                     new { model = Path.GetFullPath(modelDir), adapters = (parse.GetValue(adapters) ?? []).Select(Path.GetFullPath).ToArray() });
             }
@@ -74,7 +75,7 @@ public static class EvalCommand
                 var table = new Table().AddColumns("task", "family", "held out", "metric", "examples", "score");
                 if (Console.IsOutputRedirected) AnsiConsole.Profile.Width = 160; // Spectre assumes 80 columns otherwise
                 foreach (var r in results)
-                    table.AddRow(Markup.Escape(r.Task), Markup.Escape(r.Family), r.HeldOut ? "yes" : "no", r.Metric, r.Count.ToString(), $"{100 * r.Score:F1} %");
+                    table.AddRow(Markup.Escape(Inputs.Names.Escape(r.Task)), Markup.Escape(Inputs.Names.Escape(r.Family)), r.HeldOut ? "yes" : "no", r.Metric, r.Count.ToString(), $"{100 * r.Score:F1} %");
                 table.Caption($"{splitName} split, {seconds:F1} s");
                 AnsiConsole.Write(table);
                 if (file is not null)

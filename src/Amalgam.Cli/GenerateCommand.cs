@@ -17,6 +17,7 @@ public static class GenerateCommand
         var chat = new Option<string>("--chat") { Description = "Instead of --prompt: a JSON list of {\"role\", \"content\"} messages, rendered with the model's chat template and its generation prompt." };
         var maxNew = new Option<int>("--max-new-tokens") { Description = "Most tokens to generate (stops earlier at end of sequence).", DefaultValueFactory = _ => 32 };
         var strategy = new Option<string?>("--strategy") { Description = "Answer with a saved strategy folder (amalgam study --export) instead of --model/--adapter." };
+        var truncate = TruncateOption.Create();
         var json = new Option<bool>("--json") { Description = "Print {\"prompt_ids\", \"ids\", \"text\"} instead of the text." };
         var command = new Command("generate", "Greedy decoding from a prompt (KV cache; stops at the end-of-sequence token).");
         models.AddTo(command);
@@ -24,6 +25,7 @@ public static class GenerateCommand
         command.Options.Add(chat);
         command.Options.Add(maxNew);
         command.Options.Add(strategy);
+        command.Options.Add(truncate);
         command.Options.Add(json);
         command.SetAction(CliErrors.Guard(parse =>
         {
@@ -36,7 +38,7 @@ public static class GenerateCommand
                     throw new ArgumentException("--strategy: give either a strategy or --model/--adapter, not both");
                 using var loaded = StrategyFolder.Load(strategyDir);
                 var pool = loaded.Pool;
-                var ids = Encode(pool.Tokenizer, parse.GetValue(prompt), parse.GetValue(chat), pool.BasePath);
+                var ids = Fit(pool.Model.Config, Encode(pool.Tokenizer, parse.GetValue(prompt), parse.GetValue(chat), pool.BasePath), max, parse, truncate, chat);
                 var answer = loaded.Predictor.Generate([ids], max, GenerationDefaults.StopTokens(pool.Tokenizer, pool.Model.Config), pool.PadId)[0];
                 Print(parse.GetValue(json), ids, answer, pool.Tokenizer);
                 return 0;
@@ -47,6 +49,7 @@ public static class GenerateCommand
             using var _ = model;
             try
             {
+                promptIds = Fit(model.Config, promptIds, max, parse, truncate, chat);
                 var ids = GreedyDecoder.Generate(model, [promptIds], max, GenerationDefaults.StopTokens(tokenizer, model.Config),
                     GenerationDefaults.PadId(tokenizer, model.Config))[0];
                 Print(parse.GetValue(json), promptIds, ids, tokenizer);
@@ -69,6 +72,11 @@ public static class GenerateCommand
             .Select(i => (long)i).ToList();
         return ids.Count > 0 ? ids : throw new ArgumentException(chatFile is null ? "--prompt: encodes to no tokens" : "--chat: renders to no tokens");
     }
+
+    /// <summary>The prompt if it fits the context with the tokens to generate, else refused or cut as --truncate says.</summary>
+    static List<long> Fit(DecoderConfig config, List<long> ids, int maxNew, ParseResult parse, Option<string> truncate, Option<string> chat) =>
+        [.. ContextFit.Fit(config, ids, maxNew, TruncateOption.Get(parse, truncate), parse.GetValue(chat) is null ? "--prompt" : "--chat",
+            $"{maxNew:N0} tokens to generate (--max-new-tokens)")];
 
     static void Print(bool json, IReadOnlyList<long> promptIds, IReadOnlyList<long> ids, ITextTokenizer tokenizer)
     {

@@ -11,10 +11,12 @@ public static class LogitsCommand
         var models = new ModelOptions();
         var ids = new Option<string>("--ids") { Description = "Comma-separated token ids, e.g. 1,2,3.", Required = true };
         var all = new Option<bool>("--all-positions") { Description = "Print logits of every position ([positions][vocab]) instead of the last." };
+        var truncate = TruncateOption.Create();
         var command = new Command("logits", "Print the logits of the last position as {\"logits\": [...]}.");
         models.AddTo(command);
         command.Options.Add(ids);
         command.Options.Add(all);
+        command.Options.Add(truncate);
         command.SetAction(CliErrors.Guard(parse =>
         {
             var tokens = ParseIds(parse.GetValue(ids)!);
@@ -24,6 +26,7 @@ public static class LogitsCommand
             {
                 foreach (var t in tokens)
                     if (t < 0 || t >= model.Config.VocabSize) throw new ArgumentException($"--ids: token {t} is outside the vocabulary [0, {model.Config.VocabSize})");
+                tokens = [.. Amalgam.Models.ContextFit.Fit(model.Config, tokens, 0, TruncateOption.Get(parse, truncate), "--ids", "")];
                 using var logits = model.Logits(tokens);
                 var rows = Enumerable.Range(0, (int)logits.shape[0]).Select(i => logits[i].data<float>().ToArray()).ToList();
                 // JSON has no NaN or Infinity: say where the first one is instead of printing half an object.

@@ -63,7 +63,7 @@ public static class TrainCommand
             string targetJson = parse.GetValue(targets) == LoraTargets.AllLinear
                 ? "\"all-linear\"" : JsonSerializer.Serialize(parse.GetValue(targets)!.Split(',', StringSplitOptions.TrimEntries));
             var config = JsonSerializer.Deserialize<LoraConfig>($$"""{"r": {{parse.GetValue(rank)}}, "lora_alpha": {{parse.GetValue(alpha)}}, "target_modules": {{targetJson}}, "base_model_name_or_path": {{JsonSerializer.Serialize(modelDir)}}}""")!;
-            var data = suite.LoadSplit(t, Suite.Train).Select(e => ExampleSequences.Of(tokenizer, suite, e)).ToList();
+            var data = suite.LoadSplit(t, Suite.Train).Select(e => ExampleSequences.Of(tokenizer, suite, e, model.Config)).ToList();
             var options = opt.Read(parse);
             var run = ProgressDisplay.Run(p => LoraTrainer.Train(model, config, t.Name, data, options, tokenizer.PadId ?? 0, p.Training(t.Name, options.Steps)));
             using var adapter = run.Adapter;

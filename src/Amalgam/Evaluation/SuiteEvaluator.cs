@@ -20,34 +20,40 @@ public sealed record TaskEvaluation(string Task, string Family, bool HeldOut, st
 public static class SuiteEvaluator
 {
     public static TaskEvaluation Evaluate(CausalLM model, ITextTokenizer tokenizer, SuiteDefinition suite, TaskDefinition task,
-        string split = Suite.Test, int? limit = null) =>
-        Evaluate(new ModelPredictor(model), tokenizer, suite, task, split, limit);
+        string split = Suite.Test, int? limit = null, Truncation truncation = Truncation.None) =>
+        Evaluate(new ModelPredictor(model), tokenizer, suite, task, split, limit, truncation);
 
-    /// <summary>Scores any way of answering (a mixture, an ensemble, a routed library) on one task.</summary>
+    /// <summary>
+    /// Scores any way of answering (a mixture, an ensemble, a routed library) on one task. A prompt longer than the
+    /// model's context (with the answer's budget or its option) is refused naming file:line, or cut as
+    /// <paramref name="truncation"/> says.
+    /// </summary>
     public static TaskEvaluation Evaluate(IPredictor predictor, ITextTokenizer tokenizer, SuiteDefinition suite, TaskDefinition task,
-        string split = Suite.Test, int? limit = null)
+        string split = Suite.Test, int? limit = null, Truncation truncation = Truncation.None)
     {
         var examples = suite.LoadSplit(task, split);
         if (limit is int n) examples = examples.Take(n).ToList();
         if (examples.Count == 0) throw new InvalidDataException($"{task.SplitPath(split)}: no examples");
-        var (scores, answers) = Score(predictor, tokenizer, suite, task.Metric, examples);
+        var (scores, answers) = Score(predictor, tokenizer, suite, task.Metric, examples, truncation);
         return new TaskEvaluation(task.Name, task.Family, task.HeldOut, task.Metric, scores.Average(), examples.Count, answers, scores);
     }
 
     /// <summary>
     /// Per-example scores of <paramref name="examples"/> under <paramref name="metric"/> (the task's own), with the
     /// answers: option accuracy by summed log-likelihood, or exact match of the greedy answer. Examples of several
-    /// tasks that share a metric can be scored in one call (one batch).
+    /// tasks that share a metric can be scored in one call (one batch). A prompt too long for the model's context
+    /// is refused naming its file:line, or cut as <paramref name="truncation"/> says.
     /// </summary>
     public static (double[] Scores, IReadOnlyList<string> Answers) Score(IPredictor predictor, ITextTokenizer tokenizer, SuiteDefinition suite,
-        string metric, IReadOnlyList<Example> examples)
+        string metric, IReadOnlyList<Example> examples, Truncation truncation = Truncation.None)
     {
         if (examples.Count == 0) return ([], []);
         var prompts = examples.Select(suite.Prompt).ToList();
         if (metric == MetricNames.OptionAccuracy)
         {
             var pairs = examples.SelectMany((e, i) => e.Options!.Select(o => (prompts[i], o))).ToList();
-            var ll = OptionScorer.LogLikelihoods(predictor, tokenizer, pairs);
+            var where = examples.SelectMany(e => e.Options!.Select(_ => e.Where)).ToList();
+            var ll = OptionScorer.LogLikelihoods(predictor, tokenizer, pairs, truncation, where);
             var answers = new List<string>();
             var scores = new double[examples.Count];
             int at = 0;
@@ -63,7 +69,7 @@ public static class SuiteEvaluator
         }
         // Budget: the longest target of the examples plus a margin; a right answer must still end the line itself.
         int budget = examples.Max(e => tokenizer.Encode(e.Target, addBos: false).Count) + 4;
-        var generated = GenerationScorer.Answers(predictor, tokenizer, prompts, budget);
+        var generated = GenerationScorer.Answers(predictor, tokenizer, prompts, budget, truncation, examples.Select(e => e.Where).ToList());
         return (examples.Select((e, i) => ExactMatch.Score(generated[i], e.Target)).ToArray(), generated);
     }
 }

@@ -12,6 +12,12 @@ public static class InputFiles
     /// <summary>config.json, adapter_config.json, recipes, suite.yaml, router files: real ones are a few KB.</summary>
     public const long MaxConfigBytes = 16 << 20;
 
+    /// <summary>
+    /// Tokenizer files (tokenizer.json, tokenizer.model, tokenizer.amalgam.json, tokenizer_config.json, chat
+    /// templates): Gemma 3's tokenizer.json, the largest in common use, is 33 MB.
+    /// </summary>
+    public const long MaxTokenizerBytes = 256L << 20;
+
     /// <summary>One line of a JSONL split (characters); a real example is a few KB.</summary>
     public const int MaxLineChars = 1 << 20;
 
@@ -39,9 +45,50 @@ public static class InputFiles
     public static string ReadText(string path, long maxBytes = MaxConfigBytes)
     {
         RequireRegular(path);
+        RequireSize(path, maxBytes);
+        return File.ReadAllText(path);
+    }
+
+    /// <summary>Opens a file the user named (<see cref="RequireRegular"/>) of at most <paramref name="maxBytes"/>.</summary>
+    public static FileStream OpenRegular(string path, long maxBytes = MaxConfigBytes)
+    {
+        RequireRegular(path);
+        RequireSize(path, maxBytes);
+        return File.OpenRead(path);
+    }
+
+    static void RequireSize(string path, long maxBytes)
+    {
         long length = new FileInfo(path).Length;
         if (length > maxBytes)
             throw new InvalidDataException($"{Names.Escape(path)}: {length:N0} bytes, more than the {maxBytes:N0} allowed for this kind of file");
+    }
+
+    /// <summary>
+    /// Throws unless <paramref name="path"/> is a regular file, or a symbolic link to one inside the folder that
+    /// holds it (see <see cref="InsideFolder"/>): files of a model folder, which a link must not lead out of.
+    /// </summary>
+    public static void RequireInFolder(string path)
+    {
+        RequireRegular(path);
+        string full = Path.GetFullPath(path);
+        if (FileKinds.Of(full) == FileKind.SymbolicLink && InsideFolder(Path.GetDirectoryName(full)!, Path.GetFileName(full)) is null)
+            throw new InvalidDataException($"{Names.Escape(path)}: a symbolic link to {Names.Escape(RealPaths.Of(full))}, outside the folder that holds it; refusing to read it");
+    }
+
+    /// <summary>Opens a file of a model folder (<see cref="RequireInFolder"/>) of at most <paramref name="maxBytes"/>.</summary>
+    public static FileStream OpenInFolder(string path, long maxBytes = MaxTokenizerBytes)
+    {
+        RequireInFolder(path);
+        RequireSize(path, maxBytes);
+        return File.OpenRead(path);
+    }
+
+    /// <summary>The text of a file of a model folder (<see cref="RequireInFolder"/>) of at most <paramref name="maxBytes"/>.</summary>
+    public static string ReadTextInFolder(string path, long maxBytes = MaxTokenizerBytes)
+    {
+        RequireInFolder(path);
+        RequireSize(path, maxBytes);
         return File.ReadAllText(path);
     }
 

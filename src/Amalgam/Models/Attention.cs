@@ -75,8 +75,8 @@ public sealed class Attention : nn.Module<Tensor, ForwardContext, Tensor>
             k = k.repeat_interleave(heads / kvHeads, dim: 1);
             v = v.repeat_interleave(heads / kvHeads, dim: 1);
         }
-        var scores = q.matmul(k.transpose(2, 3)) * scale;
-        if (softcap is double cap) scores = (scores / cap).tanh() * cap;
+        var scores = Scalars.Mul(q.matmul(k.transpose(2, 3)), scale);
+        if (softcap is double cap) scores = Scalars.SoftCap(scores, cap);
         var mask = sliding ? ctx.SlidingMask! : ctx.Mask;
         var probs = nn.functional.softmax(scores.to(Precision.Reduction) + mask, -1).to(v.dtype);
         var context = probs.matmul(v).transpose(1, 2).reshape(b, t, heads * headDim);

@@ -48,7 +48,7 @@ public sealed class CausalLM : nn.Module<DecoderInput, DecoderOutput>
         using var scope = NewDisposeScope();
         var hidden = HiddenStates(input);
         var logits = lm_head is null ? nn.functional.linear(hidden, model.Embeddings.Weight) : lm_head.call(hidden, null);
-        if (Config.FinalSoftcap is double cap) logits = (logits / cap).tanh() * cap;
+        if (Config.FinalSoftcap is double cap) logits = Scalars.SoftCap(logits, cap);
         return new DecoderOutput(logits.to(Precision.Reduction).MoveToOuterDisposeScope());
     }
 

@@ -22,7 +22,7 @@ public sealed record LowRankDelta(Tensor A, Tensor B, double Scale)
     {
         using var scope = NewDisposeScope();
         var h = nn.functional.linear(x.to(A.dtype), A);
-        var y = nn.functional.linear(h, B) * Scale;
+        var y = Scalars.Mul(nn.functional.linear(h, B), Scale);
         return y.to(dtype).MoveToOuterDisposeScope();
     }
 
@@ -39,7 +39,7 @@ public sealed record LowRankDelta(Tensor A, Tensor B, double Scale)
     Tensor Product(ScalarType dtype)
     {
         using var scope = NewDisposeScope();
-        return (B.to(dtype).matmul(A.to(dtype)) * Scale).MoveToOuterDisposeScope();
+        return Scalars.Mul(B.to(dtype).matmul(A.to(dtype)), Scale).MoveToOuterDisposeScope();
     }
 
     /// <summary>
@@ -75,7 +75,7 @@ public sealed record LowRankDelta(Tensor A, Tensor B, double Scale)
     {
         using var scope = NewDisposeScope();
         var g = factor.to(A.dtype);
-        var y = (g - 1) * baseWithoutBias.to(A.dtype) + g * Apply(x, A.dtype);
+        var y = Scalars.Sub(g, 1) * baseWithoutBias.to(A.dtype) + g * Apply(x, A.dtype);
         return y.to(dtype).MoveToOuterDisposeScope();
     }
 }

@@ -11,13 +11,16 @@ namespace Amalgam.Models;
 public sealed class RmsNorm : nn.Module<Tensor, Tensor>
 {
     private readonly Parameter weight;
-    private readonly double eps;
     private readonly bool offset;
+    // Scalars held by the module, not made per call: TorchSharp passes a temporary Scalar's handle to native code
+    // without keeping the object alive, so under GC pressure (the server) its finalizer can free it mid-call
+    // (seen once as "INTERNAL ASSERT FAILED at c10/core/Scalar.h" from pow(2) here).
+    private readonly Scalar eps, one = 1.0.ToScalar();
 
     public RmsNorm(string name, long size, double eps, ScalarType dtype, bool offset = false) : base(name)
     {
         weight = new Parameter(empty(size, dtype), requires_grad: false);
-        this.eps = eps;
+        this.eps = eps.ToScalar();
         this.offset = offset;
         RegisterComponents();
     }
@@ -26,8 +29,8 @@ public sealed class RmsNorm : nn.Module<Tensor, Tensor>
     {
         using var scope = NewDisposeScope();
         var x32 = x.to(Precision.Reduction);
-        var normed = x32 * (x32.pow(2).mean([-1], keepdim: true) + eps).rsqrt();
-        var y = offset ? (normed * (weight.to(Precision.Reduction) + 1)).to(x.dtype) : weight * normed.to(x.dtype);
+        var normed = x32 * (x32.square().mean([-1], keepdim: true) + eps).rsqrt();
+        var y = offset ? (normed * (weight.to(Precision.Reduction) + one)).to(x.dtype) : weight * normed.to(x.dtype);
         return y.MoveToOuterDisposeScope();
     }
 }

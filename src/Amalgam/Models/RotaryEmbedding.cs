@@ -47,7 +47,7 @@ public sealed class RotaryEmbedding
         var freqs = positions.to(ScalarType.Float32).unsqueeze(-1) * tensor(inverse, device: positions.device); // [B, T, r/2]
         var emb = cat([freqs, freqs], -1).unsqueeze(1);                                  // [B, 1, T, r]
         Tensor cos = emb.cos(), sin = emb.sin();
-        if (factor != 1) { cos = cos * factor; sin = sin * factor; }
+        if (factor != 1) { cos = Scalars.Mul(cos, factor); sin = Scalars.Mul(sin, factor); }
         return (cos.to(dtype).MoveToOuterDisposeScope(), sin.to(dtype).MoveToOuterDisposeScope());
     }
 

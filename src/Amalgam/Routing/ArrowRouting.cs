@@ -14,6 +14,9 @@ namespace Amalgam.Routing;
 /// </summary>
 public sealed class ArrowRouting : IMixingPolicy
 {
+    // Held for the process: a temporary Scalar can be freed by the GC while libtorch reads it (see Models/Scalars.cs).
+    private static readonly TorchSharp.Scalar NegativeInfinity = float.NegativeInfinity.ToScalar();
+
     /// <summary>PEFT's Arrow default.</summary>
     public const int DefaultTopK = 3;
     public const double DefaultTemperature = 1.0;
@@ -46,7 +49,7 @@ public sealed class ArrowRouting : IMixingPolicy
         var vectors = p.Vectors.to(x.device);
         var adapts = p.Adapts.to(x.device);
         int k = selected[module];
-        var logits = x.to(ScalarType.Float32).matmul(vectors.T).abs().masked_fill(adapts.logical_not(), float.NegativeInfinity);
+        var logits = x.to(ScalarType.Float32).matmul(vectors.T).abs().masked_fill(adapts.logical_not(), NegativeInfinity);
         var (values, indices) = logits.topk(k, dim: -1);
         var kept = full_like(logits, float.NegativeInfinity).scatter(-1, indices, values);
         return nn.functional.softmax(kept / Temperature, -1).MoveToOuterDisposeScope();

@@ -50,7 +50,7 @@ public sealed class ExpertSuite : IDisposable
     public IReadOnlyList<long> PromptIds(Example e) => Tokenizer.Encode(Suite.Prompt(e), addBos: true).Select(i => (long)i).ToArray();
 
     /// <summary>bos + prompt + target + eos, the loss on the target and eos (as the experts were trained).</summary>
-    public TokenSequence Sequence(Example e) => ExampleSequences.Of(Tokenizer, Suite, e);
+    public TokenSequence Sequence(Example e) => ExampleSequences.Of(Tokenizer, Suite, e, Model.Config);
 
     /// <summary>
     /// Up to <paramref name="perTask"/> examples of every held-in task's split, labelled with the index of its

@@ -137,7 +137,7 @@ public sealed class AmalgamTokenizer : ITextTokenizer
         JsonDocument doc;
         try
         {
-            doc = JsonDocument.Parse(File.ReadAllText(path));
+            doc = JsonDocument.Parse(Inputs.InputFiles.ReadTextInFolder(path));
         }
         catch (JsonException e)
         {

@@ -15,6 +15,15 @@ internal static class HuggingFaceTokenizerReader
 {
     public static HuggingFaceBpeTokenizer Read(string path)
     {
+        try { return ReadChecked(path); }
+        catch (InvalidOperationException e) when (e.Message.Contains("UTF-16", StringComparison.Ordinal)) // System.Text.Json on "\ud800" alone
+        {
+            throw Bad(path, "a string holds a lone UTF-16 surrogate (an escape such as \\ud800 without its pair)", e);
+        }
+    }
+
+    static HuggingFaceBpeTokenizer ReadChecked(string path)
+    {
         using var doc = TokenizerJson.Parse(path);
         var root = doc.RootElement;
         if (root.ValueKind != JsonValueKind.Object) throw Bad(path, "the top level must be a JSON object");

@@ -56,7 +56,7 @@ internal static class ModelSpecialTokens
         if (!File.Exists(path)) return null;
         try
         {
-            var doc = JsonDocument.Parse(File.ReadAllText(path));
+            var doc = JsonDocument.Parse(Inputs.InputFiles.ReadTextInFolder(path));
             if (doc.RootElement.ValueKind == JsonValueKind.Object) return doc;
             doc.Dispose();
             throw new InvalidDataException($"{path}: the top level must be a JSON object");

@@ -32,6 +32,8 @@ internal abstract class PreTokenizerStep
         return (steps, byteLevel);
     }
 
+    private static readonly TokenizerRegex Gpt2 = TokenizerRegex.Trusted(SplitStep.Gpt2Pattern, "ByteLevel");
+
     /// <summary>Adds the step; true when it is ByteLevel.</summary>
     private static bool Add(JsonElement item, string at, bool last, List<PreTokenizerStep> steps, string path)
     {
@@ -43,7 +45,7 @@ internal abstract class PreTokenizerStep
                 // add_prefix_space would insert a space the original text does not have; RoBERTa-style files use it.
                 if (Bool(item, "add_prefix_space", path)) throw Bad(path, $"{at}.add_prefix_space is true, which is not supported");
                 bool useRegex = !item.TryGetProperty("use_regex", out var u) || u.ValueKind != JsonValueKind.False;
-                if (useRegex) steps.Add(new SplitStep(new Regex(SplitStep.Gpt2Pattern, RegexOptions.Compiled | RegexOptions.CultureInvariant), SplitBehavior.Isolated));
+                if (useRegex) steps.Add(new SplitStep(Gpt2, SplitBehavior.Isolated));
                 return true;
             case "Split":
                 steps.Add(SplitStep.Read(item, at, path));
@@ -60,7 +62,7 @@ internal abstract class PreTokenizerStep
 internal enum SplitBehavior { Removed, Isolated, MergedWithPrevious, MergedWithNext, Contiguous }
 
 /// <summary>Hugging Face's Split: the text is cut into matches and the stretches between them, then regrouped by behavior.</summary>
-internal sealed class SplitStep(Regex regex, SplitBehavior behavior) : PreTokenizerStep
+internal sealed class SplitStep(TokenizerRegex regex, SplitBehavior behavior) : PreTokenizerStep
 {
     // GPT-2's pre-tokenization regex, which the ByteLevel pre-tokenizer applies when use_regex is true.
     public const string Gpt2Pattern = @"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+";
@@ -71,19 +73,12 @@ internal sealed class SplitStep(Regex regex, SplitBehavior behavior) : PreTokeni
         if (name is null || !Enum.GetNames<SplitBehavior>().Contains(name) || !Enum.TryParse<SplitBehavior>(name, out var behavior))
             throw Bad(path, $"{at}.behavior \"{name}\" is not supported (Removed, Isolated, MergedWithPrevious, MergedWithNext or Contiguous)");
         if (Bool(split, "invert", path, at + ".")) throw Bad(path, $"{at}.invert is true, which is not supported");
-        try
-        {
-            return new SplitStep(new Regex(Pattern(split, at, path), RegexOptions.Compiled | RegexOptions.CultureInvariant), behavior);
-        }
-        catch (ArgumentException e)
-        {
-            throw Bad(path, $"{at}.pattern is not a .NET regular expression: {e.Message}", e);
-        }
+        return new SplitStep(TokenizerRegex.Create(Pattern(split, at, path), path, at, compiled: true), behavior);
     }
 
     public override void Split(Piece piece, List<Piece> into) => SplitInto(piece, regex, behavior, into);
 
-    public static void SplitInto(Piece piece, Regex regex, SplitBehavior behavior, List<Piece> into)
+    public static void SplitInto(Piece piece, TokenizerRegex regex, SplitBehavior behavior, List<Piece> into)
     {
         var text = piece.Text;
         // (start, end, isMatch) covering the whole text; empty matches are skipped as in Hugging Face.
@@ -128,7 +123,7 @@ internal enum PrependScheme { Always, First, Never }
 /// </summary>
 internal sealed class MetaspaceStep(string replacement, PrependScheme scheme, bool split) : PreTokenizerStep
 {
-    private readonly Regex _delimiter = new(Regex.Escape(replacement), RegexOptions.CultureInvariant);
+    private readonly TokenizerRegex _delimiter = TokenizerRegex.Trusted(Regex.Escape(replacement), "Metaspace");
 
     public string Replacement => replacement;
     public PrependScheme Scheme => scheme;

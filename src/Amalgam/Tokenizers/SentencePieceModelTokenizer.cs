@@ -38,7 +38,7 @@ public sealed class SentencePieceModelTokenizer : ITextTokenizer
         SentencePieceTokenizer sp;
         try
         {
-            using var stream = File.OpenRead(path);
+            using var stream = Inputs.InputFiles.OpenInFolder(path);
             sp = SentencePieceTokenizer.Create(stream, addBeginningOfSentence: false, addEndOfSentence: false);
         }
         catch (Exception e) when (e is ArgumentException or InvalidOperationException or FormatException or NotSupportedException

@@ -53,7 +53,7 @@ internal sealed class TextNormalizer
                 }
                 else
                 {
-                    var regex = new Regex(Pattern(n, at, path), RegexOptions.CultureInvariant);
+                    var regex = TokenizerRegex.Create(Pattern(n, at, path), path, at);
                     steps.Add(s => regex.Replace(s, content.Replace("$", "$$")));
                 }
                 break;

@@ -5,12 +5,25 @@ namespace Amalgam.Tokenizers;
 /// <summary>Field access for tokenizer files that names the file and field in every error.</summary>
 internal static class TokenizerJson
 {
-    public static JsonDocument Parse(string path)
+    /// <summary>
+    /// Parses a JSON file of a model folder (a regular file, or a link inside the folder; at most
+    /// <see cref="Inputs.InputFiles.MaxTokenizerBytes"/>), or with <paramref name="userFile"/> a file the user named
+    /// (any regular file, at most <see cref="Inputs.InputFiles.MaxConfigBytes"/>).
+    /// </summary>
+    public static JsonDocument Parse(string path, bool userFile = false)
     {
         try
         {
-            using var stream = File.OpenRead(path);
-            return JsonDocument.Parse(stream);
+            byte[] bytes;
+            using (var stream = userFile ? Inputs.InputFiles.OpenRegular(path) : Inputs.InputFiles.OpenInFolder(path))
+            {
+                bytes = new byte[stream.Length];
+                stream.ReadExactly(bytes);
+            }
+            // System.Text.Json checks UTF-8 only when a string is read, deep inside a reader, with a message naming nothing.
+            if (!System.Text.Unicode.Utf8.IsValid(bytes)) throw Bad(path, "not valid UTF-8 text");
+            int bom = bytes.AsSpan().StartsWith((ReadOnlySpan<byte>)[0xEF, 0xBB, 0xBF]) ? 3 : 0;
+            return JsonDocument.Parse(bytes.AsMemory(bom));
         }
         catch (JsonException e)
         {

@@ -12,6 +12,8 @@ namespace Amalgam.Training;
 /// </summary>
 public static class LoraTrainer
 {
+    static readonly object InitLock = new();
+
     public sealed record Result(LoraAdapter Adapter, IReadOnlyList<TrainingStep> Log);
 
     public static Result Train(CausalLM model, LoraConfig config, string name, IReadOnlyList<TokenSequence> data,
@@ -20,20 +22,25 @@ public static class LoraTrainer
         config.Validate();
         var modules = model.Linears.Keys.Where(m => LoraTargets.IsTargeted(config, m, CausalLM.OutputLayer)).ToList();
         if (modules.Count == 0) throw new ArgumentException($"target_modules {config.TargetModules} selects no layer of {model.Config.Architecture}");
-        manual_seed(options.Seed);
         var deltas = new List<(string Module, LowRankDelta Delta)>();
         var parameters = new List<Parameter>();
-        foreach (var module in modules)
+        // The seed and the draws share libtorch's global generator: one initialisation at a time, so an adapter
+        // trained next to others (suite build --jobs) starts from the same factors as one trained alone.
+        lock (InitLock)
         {
-            var layer = model.Linears[module];
-            int r = LoraTargets.Rank(config, module);
-            double bound = 1.0 / Math.Sqrt(layer.InFeatures); // kaiming_uniform_(a=√5) on [r, in]
-            var a = new Parameter(empty(r, layer.InFeatures, ScalarType.Float32).uniform_(-bound, bound));
-            var b = new Parameter(zeros(layer.OutFeatures, r, ScalarType.Float32));
-            var delta = new LowRankDelta(a, b, LoraTargets.Scale(config, module));
-            layer.Attach(delta);
-            deltas.Add((module, delta));
-            parameters.AddRange([a, b]);
+            manual_seed(options.Seed);
+            foreach (var module in modules)
+            {
+                var layer = model.Linears[module];
+                int r = LoraTargets.Rank(config, module);
+                double bound = 1.0 / Math.Sqrt(layer.InFeatures); // kaiming_uniform_(a=√5) on [r, in]
+                var a = new Parameter(empty(r, layer.InFeatures, ScalarType.Float32).uniform_(-bound, bound));
+                var b = new Parameter(zeros(layer.OutFeatures, r, ScalarType.Float32));
+                var delta = new LowRankDelta(a, b, LoraTargets.Scale(config, module));
+                layer.Attach(delta);
+                deltas.Add((module, delta));
+                parameters.AddRange([a, b]);
+            }
         }
         try
         {

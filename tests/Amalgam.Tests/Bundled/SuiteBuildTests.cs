@@ -15,13 +15,13 @@ public sealed class QuickSuite : IDisposable
     public readonly TestData.TempDir Tmp = new();
     public string Dir => Tmp["suite"];
 
-    sealed class Silent : ISuiteBuildProgress
+    public sealed class SilentProgress : ISuiteBuildProgress
     {
         public void Stage(string message) { }
         public IProgress<TrainingStep> Training(string name, int steps) => new Progress<TrainingStep>();
     }
 
-    public QuickSuite() => SuiteBuilder.Build(Dir, SuiteBuildOptions.Quick with { WordListPath = FakeWords.WriteFile(Tmp, 600) }, new Silent());
+    public QuickSuite() => SuiteBuilder.Build(Dir, SuiteBuildOptions.Quick with { WordListPath = FakeWords.WriteFile(Tmp, 600) }, new SilentProgress());
 
     public void Dispose() => Tmp.Dispose();
 }
@@ -72,6 +72,66 @@ public class SuiteBuildTests(QuickSuite quick) : IClassFixture<QuickSuite>
         Assert.Equal(["first_letter", "larger_number_choice"], scores.EnumerateObject().Select(p => p.Name));
         Assert.All(scores.EnumerateObject(), p => Assert.InRange(p.Value.GetDouble(), 0, 1));
         Assert.Equal(8, doc.RootElement.GetProperty("counts").GetProperty("first_letter").GetInt32());
+    }
+
+    [Fact]
+    public void The_instruct_variant_instruction_tunes_the_base_and_keeps_both_logs()
+    {
+        Assert.Equal(SuiteVariant.Scratch, new SuiteBuildOptions().Variant); // what suite/ holds today
+        Assert.Equal(SuiteVariant.Instruct, SuiteBuildOptions.Quick.Variant);
+        using var doc = JsonDocument.Parse(File.ReadAllText(Path.Combine(quick.Dir, "quality.json")));
+        Assert.Equal("instruct", doc.RootElement.GetProperty("variant").GetString());
+        Assert.True(doc.RootElement.GetProperty("stage_seconds").TryGetProperty("instruction", out _));
+        var suite = Suite.Load(quick.Dir);
+        using var log = JsonDocument.Parse(File.ReadAllText(Path.Combine(suite.BasePath, TrainingLogFile.Name)));
+        Assert.Equal(SuiteBuildOptions.Quick.Instruction.Steps, log.RootElement.GetArrayLength());
+        using var pre = JsonDocument.Parse(File.ReadAllText(Path.Combine(suite.BasePath, SuiteBuilder.PretrainingLogName)));
+        Assert.Equal(SuiteBuildOptions.Quick.Base.Steps, pre.RootElement.GetArrayLength());
+        Assert.Contains("instruction-tuned", File.ReadAllText(Path.Combine(quick.Dir, "README.md")));
+    }
+
+    [Fact]
+    public void The_instruct_variant_started_from_a_scratch_base_keeps_its_tokenizer_and_shape_and_the_same_data()
+    {
+        using var tmp = new TestData.TempDir();
+        string words = FakeWords.WriteFile(tmp, 600);
+        var silent = new QuickSuite.SilentProgress();
+        SuiteBuilder.Build(tmp["scratch"], SuiteBuildOptions.Quick with { WordListPath = words, Variant = SuiteVariant.Scratch }, silent);
+        SuiteBuilder.Build(tmp["instruct"], SuiteBuildOptions.Quick with { WordListPath = words, PretrainedBase = tmp["scratch/base"] }, silent);
+
+        using var scratchDoc = JsonDocument.Parse(File.ReadAllText(tmp["scratch/quality.json"]));
+        Assert.Equal("scratch", scratchDoc.RootElement.GetProperty("variant").GetString());
+        Assert.False(File.Exists(tmp["scratch/base/" + SuiteBuilder.PretrainingLogName]));
+        Assert.False(File.Exists(tmp["instruct/base/" + SuiteBuilder.PretrainingLogName])); // reused: its log stays with the scratch base
+        Assert.Equal(File.ReadAllText(tmp["scratch/base/tokenizer.amalgam.json"]), File.ReadAllText(tmp["instruct/base/tokenizer.amalgam.json"]));
+        Assert.Equal(File.ReadAllText(tmp["scratch/base/config.json"]), File.ReadAllText(tmp["instruct/base/config.json"]));
+        foreach (var file in Directory.GetFiles(tmp["scratch/data"], "*.jsonl", SearchOption.AllDirectories))
+            Assert.Equal(File.ReadAllText(file), File.ReadAllText(Path.Combine(tmp["instruct/data"], Path.GetRelativePath(tmp["scratch/data"], file))));
+        using var a = CheckpointLoader.Load(tmp["scratch/base"]);
+        using var b = CheckpointLoader.Load(tmp["instruct/base"]);
+        var pa = a.named_parameters().ToDictionary(p => p.name, p => p.parameter);
+        Assert.All(b.named_parameters(), p => Assert.False(p.parameter.allclose(pa[p.name], 0, 0), $"{p.name} was not trained")); // every weight moved
+
+        // Words of five letters only make another tokenizer, another hidden size another shape: both refused, nothing written.
+        var fewLetters = new Random(3);
+        File.WriteAllLines(tmp["abcde.txt"], Enumerable.Range(0, 4000).Select(_ => new string([.. Enumerable.Range(0, fewLetters.Next(3, 8)).Select(_ => "abcde"[fewLetters.Next(5)])])).Distinct());
+        var e = Assert.Throws<InvalidDataException>(() => SuiteBuilder.Build(tmp["refused"],
+            SuiteBuildOptions.Quick with { WordListPath = tmp["abcde.txt"], PretrainedBase = tmp["scratch/base"] }, silent));
+        Assert.Contains("tokenizer.amalgam.json: not this suite's tokenizer", e.Message);
+        var shape = Assert.Throws<InvalidDataException>(() => SuiteBuilder.Build(tmp["refused"],
+            SuiteBuildOptions.Quick with { WordListPath = words, HiddenSize = 16, PretrainedBase = tmp["scratch/base"] }, silent));
+        Assert.Contains("config.json: not the configured base shape (hidden 16,", shape.Message);
+        Assert.False(Directory.Exists(tmp["refused"]));
+    }
+
+    [Fact]
+    public void Experts_trained_at_the_same_time_equal_experts_trained_one_after_the_other()
+    {
+        using var tmp = new TestData.TempDir();
+        SuiteBuilder.Build(tmp["jobs"], SuiteBuildOptions.Quick with { WordListPath = FakeWords.WriteFile(tmp, 600), ExpertJobs = 4 }, new QuickSuite.SilentProgress());
+        foreach (var task in Suite.Load(quick.Dir).HeldIn)
+            Assert.Equal(File.ReadAllBytes(Path.Combine(task.ExpertPath!, LoraAdapter.WeightsFile)),
+                File.ReadAllBytes(Path.Combine(tmp["jobs"], "experts", task.Name, LoraAdapter.WeightsFile)));
     }
 
     [Fact]

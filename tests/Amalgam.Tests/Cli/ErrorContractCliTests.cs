@@ -49,4 +49,17 @@ public class ErrorContractCliTests
         Assert.Contains("a\\u001B[2Jb", r.Stdout);
         Assert.Contains("metadata: k\\u001B]0;title\\u0007=v\\u000D", r.Stdout);
     }
+
+    [Fact]
+    public void Eval_escapes_control_characters_in_a_task_family()
+    {
+        using var t = new TempFolder();
+        File.WriteAllText(t.File("suite.yaml"), $"name: s\nbase: {System.Text.Json.JsonSerializer.Serialize(Path.Combine(TestData.RepoRoot, "suite", "base"))}\ntasks:\n- {{name: t, family: \"a\\e[31mred\\x07\", metric: exact_match, held_out: true}}\n");
+        Directory.CreateDirectory(t.File("data/t"));
+        File.WriteAllText(t.File("data/t/test.jsonl"), "{\"input\": \"a\", \"target\": \"a\"}\n");
+        var r = CliRunner.Run("eval", "--suite", t.Path);
+        Assert.True(r.ExitCode == 0, r.Stderr);
+        Assert.DoesNotContain('\u001b', r.Stdout);
+        Assert.Contains("a\\u001B[31mred\\u0007", r.Stdout);
+    }
 }

@@ -184,3 +184,27 @@ public class MoeMergeTests
         Assert.InRange(JsonDocument.Parse(g.Stdout).RootElement.GetProperty("ids").GetArrayLength(), 0, 4);
     }
 }
+
+/// <summary>Computing gates from hidden states and embeddings leaves no tensors behind.</summary>
+[Collection(nameof(Amalgam.Tests.Tensors.TensorCountCollection))]
+public class MoeGateLeakTests
+{
+    static long Live()
+    {
+        GC.Collect();
+        GC.WaitForPendingFinalizers();
+        return Tensor.TotalCount;
+    }
+
+    [Fact]
+    public void Hidden_and_cheap_gates_free_what_they_make()
+    {
+        using var model = CheckpointLoader.Load(TestData.Golden("llama_gqa"), ScalarType.Float32);
+        IReadOnlyList<IReadOnlyList<int>> prompts = [[1, 5, 9, 33], [1, 20, 21, 40, 7]];
+        using (var warm = MoeGates.Hidden(model, prompts, average: false)) { }
+        long before = Live();
+        using (var h = MoeGates.Hidden(model, prompts, average: true))
+        using (var c = MoeGates.Cheap(model.Linears["lm_head"].Weight, prompts, 2)) { }
+        Assert.Equal(before, Live());
+    }
+}

@@ -1,6 +1,7 @@
 using Amalgam.Evaluation.Suites;
 using Amalgam.Merging.Recipes;
 using Amalgam.Tensors;
+using Amalgam.Tokenizers;
 using SharpFuzz;
 
 // One fuzz target per reader of untrusted bytes. A refusal (InvalidDataException, NotSupportedException) is the
@@ -9,7 +10,8 @@ Action<Stream> target = (args.Length > 0 ? args[0] : "") switch
 {
     "safetensors" => SafeTensors,
     "yaml" => Yaml,
-    _ => throw new ArgumentException("usage: Amalgam.Fuzz safetensors|yaml [FILE]"),
+    "tokenizer" => Tokenizer,
+    _ => throw new ArgumentException("usage: Amalgam.Fuzz safetensors|yaml|tokenizer [FILE]"),
 };
 if (args.Length > 1)
 {
@@ -40,4 +42,21 @@ static void Yaml(Stream input)
     catch (NotSupportedException) { }
     try { Suite.Parse(text); }
     catch (InvalidDataException) { }
+}
+
+// tokenizer.json: the reader, then encoding and decoding a text that touches spaces, digits, non-ASCII and an added token.
+static void Tokenizer(Stream input)
+{
+    string dir = Path.Combine(Path.GetTempPath(), $"amalgam-fuzz-tokenizer-{Environment.ProcessId}");
+    Directory.CreateDirectory(dir);
+    using (var file = File.Create(Path.Combine(dir, "tokenizer.json"))) input.CopyTo(file);
+    try
+    {
+        var tokenizer = TokenizerLoader.Load(dir);
+        var ids = tokenizer.Encode("lower  tést 123\n<|endoftext|>x", addBos: true);
+        tokenizer.Decode(ids);
+    }
+    catch (InvalidDataException) { }
+    // Encoding refuses a character the vocabulary cannot represent (no unk token): one line naming the file.
+    catch (ArgumentException e) when (e.Message.StartsWith(Path.Combine(dir, "tokenizer.json") + ": ", StringComparison.Ordinal) && !e.Message.Contains('\n')) { }
 }

@@ -6,6 +6,9 @@ namespace Amalgam.Evaluation.Suites;
 /// </summary>
 public sealed record Example(string Input, string Target, IReadOnlyList<string>? Options = null)
 {
+    /// <summary>Where the example was read, <c>file:line</c> (e.g. <c>data/x/test.jsonl:3</c>), for messages; not part of equality.</summary>
+    public string? Where { get; init; }
+
     /// <summary>Value equality that compares the options element by element (records compare lists by reference).</summary>
     public bool Equals(Example? other) =>
         other is not null && Input == other.Input && Target == other.Target &&

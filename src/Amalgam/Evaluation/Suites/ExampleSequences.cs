@@ -12,9 +12,16 @@ public static class ExampleSequences
         return eos ? [.. ids, tokenizer.EosId!.Value] : ids.ToArray();
     }
 
-    /// <summary>bos + prompt + target + eos of a suite example, with the loss on the target and eos only.</summary>
-    public static TokenSequence Of(ITextTokenizer tokenizer, SuiteDefinition suite, Example e) =>
-        Question(tokenizer, suite.Prompt(e), e.Target);
+    /// <summary>
+    /// bos + prompt + target + eos of a suite example, with the loss on the target and eos only; with
+    /// <paramref name="config"/>, an example longer than the model's context is refused naming its file:line.
+    /// </summary>
+    public static TokenSequence Of(ITextTokenizer tokenizer, SuiteDefinition suite, Example e, DecoderConfig? config = null)
+    {
+        var sequence = Question(tokenizer, suite.Prompt(e), e.Target);
+        if (config is not null) ContextFit.Check(config, sequence.Ids.Length, e.Where ?? "example", "the example (bos, prompt, target, eos)");
+        return sequence;
+    }
 
     /// <summary>bos + prompt + answer + eos, with the loss on the answer and eos only.</summary>
     public static TokenSequence Question(ITextTokenizer tokenizer, string prompt, string answer)

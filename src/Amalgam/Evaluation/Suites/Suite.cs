@@ -177,7 +177,7 @@ public static class Suite
                 if (!options.Contains(target)) throw Err($"target \"{target}\" is not one of the options");
             }
             if (requireOptions && options is null) throw Err($"missing \"options\" (metric {MetricNames.OptionAccuracy} ranks the options)");
-            return new Example(input, target, options);
+            return new Example(input, target, options) { Where = $"{file}:{lineNo}" };
         }
     }
 

@@ -110,7 +110,7 @@ public static class StreamingMerge
                 Check(recipe, name, result, p.Spec.Shape);
                 counts.Merged++;
             }
-            sink(name, result.to(p.Spec.DType.ToScalarType()));
+            sink(name, Stored(recipe, name, result, p.Spec.DType.ToScalarType()));
         }
         options.Progress?.Invoke(new MergeProgress("merge", plan.Tensors.Count, plan.Tensors.Count, ""));
     }
@@ -126,6 +126,18 @@ public static class StreamingMerge
             ?? (recipe.BaseModel is { } b && (b == full || Path.GetFileName(b.TrimEnd('/')) == wanted) ? new RecipeModel(b, new Dictionary<string, ParameterSetting>(), -1) : null)
             ?? throw new InvalidDataException($"{recipe.Source}: tokenizer_source: '{wanted}' is not one of the merge's models");
         return match.Path;
+    }
+
+    /// <summary>
+    /// <paramref name="result"/> converted to the output dtype; finite values that overflow it (a float16 output of
+    /// large weights) are refused naming the tensor, as non-finite results are: nothing is written.
+    /// </summary>
+    internal static Tensor Stored(MergeRecipe recipe, string name, Tensor result, ScalarType dtype)
+    {
+        var stored = result.to(dtype);
+        if (stored.dtype != result.dtype && stored.is_floating_point() && !isfinite(stored).all().item<bool>() && isfinite(result).all().item<bool>())
+            throw new InvalidDataException($"tensor '{name}': {recipe.Method.Name}'s result overflows {dtype} (largest magnitude {result.abs().max().to(ScalarType.Float64).item<double>():G4}); nothing was written");
+        return stored;
     }
 
     /// <summary>The method's result must have the expected shape and only finite values, or nothing is written.</summary>

@@ -133,7 +133,7 @@ public static class AdapterMerge
                     : FactorLinear(inputs, experts, module, key);
                 if (!isfinite(a).all().item<bool>() || !isfinite(b).all().item<bool>())
                     throw new InvalidDataException($"tensor '{key}': the merged factors hold NaN or Inf values; nothing was written");
-                factors[module] = (a.to(outType).MoveToOuterDisposeScope(), b.to(outType).MoveToOuterDisposeScope());
+                factors[module] = (StreamingMerge.Stored(recipe, key, a, outType).MoveToOuterDisposeScope(), StreamingMerge.Stored(recipe, key, b, outType).MoveToOuterDisposeScope());
                 ranks[module] = (int)a.shape[0];
             }
             options.Progress?.Invoke(new MergeProgress("merge", modules.Count, modules.Count, ""));

@@ -20,8 +20,8 @@ public sealed class Karcher : IMergeMethod
 
     public IReadOnlyList<ParameterSpec> Parameters { get; } =
     [
-        new("max_iter", ParameterScope.Global, ParameterKind.Number, 10.0, "most fixed-point iterations"),
-        new("tol", ParameterScope.Global, ParameterKind.Number, 1e-5, "convergence tolerance (also the smallest norm counted)"),
+        new("max_iter", ParameterScope.Global, ParameterKind.Number, 10.0, "most fixed-point iterations", Range: new NumberRange(1, 10_000, Integer: true)),
+        new("tol", ParameterScope.Global, ParameterKind.Number, 1e-5, "convergence tolerance (also the smallest norm counted)", Range: NumberRange.Positive),
     ];
 
     public Tensor Merge(MergeTensorInputs inputs)

@@ -22,7 +22,7 @@ public sealed class MultiSlerp : IMergeMethod
     [
         new("weight", ParameterScope.PerModel, ParameterKind.Number, null, "wᵢ"),
         new("normalize_weights", ParameterScope.Global, ParameterKind.Bool, true, "divide the weights by their sum"),
-        new("eps", ParameterScope.Global, ParameterKind.Number, 1e-8, "ε of the normalisations"),
+        new("eps", ParameterScope.Global, ParameterKind.Number, 1e-8, "ε of the normalisations", Range: NumberRange.Positive),
     ];
 
     public Tensor Merge(MergeTensorInputs inputs)

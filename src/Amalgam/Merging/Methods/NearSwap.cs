@@ -17,7 +17,7 @@ public sealed class NearSwap : IMergeMethod
 
     public IReadOnlyList<ParameterSpec> Parameters { get; } =
     [
-        new("t", ParameterScope.Global, ParameterKind.Number, null, "similarity threshold: entries with |θ₀ − θ₁| ≤ t take θ₁"),
+        new("t", ParameterScope.Global, ParameterKind.Number, null, "similarity threshold: entries with |θ₀ − θ₁| ≤ t take θ₁", Range: NumberRange.NonNegative),
     ];
 
     public Tensor Merge(MergeTensorInputs inputs)

@@ -19,7 +19,7 @@ public sealed class Ram : IMergeMethod
 
     public IReadOnlyList<ParameterSpec> Parameters { get; } =
     [
-        new("epsilon", ParameterScope.Global, ParameterKind.Number, 1e-5, "|δ| above which an entry counts as updated"),
+        new("epsilon", ParameterScope.Global, ParameterKind.Number, 1e-5, "|δ| above which an entry counts as updated", Range: NumberRange.NonNegative),
         // mergekit ignores parameters a method does not read; its own RAM recipes give weight: 0.5.
         new("weight", ParameterScope.PerModel, ParameterKind.Number, 1.0, "accepted for mergekit compatibility; no effect (RAM has no per-model weights)"),
     ];

@@ -21,7 +21,7 @@ public sealed class Sce : IMergeMethod
 
     public IReadOnlyList<ParameterSpec> Parameters { get; } =
     [
-        new("select_topk", ParameterScope.Global, ParameterKind.Number, 1.0, "fraction of entries kept, by variance across the models (1 = all)"),
+        new("select_topk", ParameterScope.Global, ParameterKind.Number, 1.0, "fraction of entries kept, by variance across the models (1 = all)", Range: new NumberRange(0, 1, MinOpen: true)),
         new("lambda", ParameterScope.Global, ParameterKind.Number, 1.0, "scales the mixed delta"),
         new("normalize", ParameterScope.Global, ParameterKind.Bool, true, "divide by Σ wᵢaᵢ"),
     ];

@@ -20,7 +20,7 @@ public sealed class Slerp : IMergeMethod
 
     public IReadOnlyList<ParameterSpec> Parameters { get; } =
     [
-        new("t", ParameterScope.Global, ParameterKind.Number, null, "interpolation factor: 0 = base, 1 = the other model"),
+        new("t", ParameterScope.Global, ParameterKind.Number, null, "interpolation factor: 0 = base, 1 = the other model", Range: NumberRange.Fraction),
     ];
 
     public Tensor Merge(MergeTensorInputs inputs)

@@ -121,21 +121,22 @@ public sealed class TaskVectorMethod : IMergeMethod
             new("divisor", ParameterScope.Global, ParameterKind.Choice, "weights",
                 "what normalize divides by: weights (Σwᵢmᵢ), count (Σmᵢ) or none (flavor default: mergekit weights, peft count, fusion_bench none)", TaskVectorOptions.DivisorNames),
             new("int8_mask", ParameterScope.Global, ParameterKind.Bool, false, "accepted for mergekit compatibility; no effect"),
-            new("weight", ParameterScope.PerModel, ParameterKind.Number, 1.0, "wᵢ, multiplies the model's task vector"),
+            new("weight", ParameterScope.PerModel, ParameterKind.Number, 1.0, "wᵢ, multiplies the model's task vector (negative: subtracts it)"),
         };
         if (m.Sparsifier != SparsifierKind.None)
         {
             list.Add(new("rescale", ParameterScope.Global, ParameterKind.Choice, k.Rescale switch { RescaleRule.L1 => "l1", RescaleRule.InverseDensity => "inverse_density", _ => "none" },
                 "rescale kept entries: l1 (match the L1 norm), inverse_density (÷ keep probability) or none; true/false = l1/none (flavor-dependent default)", TaskVectorOptions.RescaleNames, TaskVectorOptions.RescaleAliases));
-            list.Add(new("density", ParameterScope.PerModel, ParameterKind.Number, 1.0, "fraction of entries kept (1 = no sparsification)"));
+            list.Add(new("density", ParameterScope.PerModel, ParameterKind.Number, 1.0, "fraction of entries kept (1 = no sparsification)",
+                Range: NumberRange.Fraction, MergekitRange: NumberRange.NonNegative));
         }
         if (m.Sparsifier == SparsifierKind.Magnitude)
             list.Add(new("trim_scope", ParameterScope.Global, ParameterKind.Choice, "tensor",
                 "rank magnitudes per tensor, or across the whole model (flavor default: fusion_bench model, others tensor)", TaskVectorOptions.TrimScopeNames));
         if (m.Sparsifier == SparsifierKind.Breadcrumbs)
-            list.Add(new("gamma", ParameterScope.PerModel, ParameterKind.Number, 0.01, "fraction of largest-magnitude entries dropped as outliers"));
+            list.Add(new("gamma", ParameterScope.PerModel, ParameterKind.Number, 0.01, "fraction of largest-magnitude entries dropped as outliers", Range: NumberRange.Fraction));
         if (m.Sparsifier == SparsifierKind.Della)
-            list.Add(new("epsilon", ParameterScope.PerModel, ParameterKind.Number, 0.15, "keep probabilities span density ± epsilon by magnitude rank"));
+            list.Add(new("epsilon", ParameterScope.PerModel, ParameterKind.Number, 0.15, "keep probabilities span density ± epsilon by magnitude rank", Range: new NumberRange(0, 0.5, MaxOpen: true)));
         if (m.Consensus)
         {
             list.Add(new("consensus", ParameterScope.Global, ParameterKind.Choice, "sum",

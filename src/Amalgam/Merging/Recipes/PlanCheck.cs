@@ -18,8 +18,14 @@ internal static class PlanCheck
             throw Error("base_model", $"missing; required by {method.Name}");
         if (plan.Models.Count == 0) throw Error(plan.Slices is null ? "models" : "slices", "nothing to merge");
 
+        // A wider range some parameters have under mergekit applies only when the recipe names the flavor itself.
+        bool mergekitFlavor = plan.Parameters.TryGetValue("flavor", out var f) && f is ScalarSetting { Value: "mergekit" };
         ParameterSetting Coerced(ParameterSpec spec, ParameterSetting setting, string at) =>
-            setting.Map(v => spec.Coerce(v, out string why) ?? throw Error(at, why));
+            setting.Map(v =>
+            {
+                var value = spec.Coerce(v, out string why) ?? throw Error(at, why);
+                return spec.RangeError(value, mergekitFlavor) is { } outside ? throw Error(at, outside) : value;
+            });
 
         var global = new Dictionary<string, ParameterSetting>(StringComparer.Ordinal);
         foreach (var (name, setting) in plan.Parameters)

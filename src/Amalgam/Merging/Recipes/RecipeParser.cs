@@ -386,6 +386,8 @@ internal static class RecipeParser
         if (v is "true" or "True" or "TRUE") return true;
         if (v is "false" or "False" or "FALSE") return false;
         if (double.TryParse(v, NumberStyles.Float, CultureInfo.InvariantCulture, out double d)) return Finite(d, v, at);
+        // YAML's own spellings of the non-finite floats (.nan, -.inf, ...), which .NET does not parse.
+        if (System.Text.RegularExpressions.Regex.IsMatch(v, @"^(?:\.(?:nan|NaN|NAN)|[-+]?\.(?:inf|Inf|INF))$")) return Finite(double.NaN, v, at);
         return v;
     }
 }

@@ -12,7 +12,7 @@ public static class ChatMessages
     public static JsonElement Read(string path)
     {
         if (!File.Exists(path)) throw new FileNotFoundException($"{path}: file does not exist", path);
-        using var doc = TokenizerJson.Parse(path);
+        using var doc = TokenizerJson.Parse(path, userFile: true);
         var root = doc.RootElement;
         if (root.ValueKind != JsonValueKind.Array) throw new InvalidDataException($"{path}: must be a JSON list of {{\"role\", \"content\"}} messages");
         if (root.GetArrayLength() == 0) throw new InvalidDataException($"{path}: the list of messages is empty");

@@ -51,7 +51,7 @@ public sealed class ChatTemplate
             var specials = config is null ? new Dictionary<string, object?>() : SpecialTokens(root, configPath);
 
             var jinjaPath = Path.Combine(modelDir, TemplateFileName);
-            if (File.Exists(jinjaPath)) return Parse(File.ReadAllText(jinjaPath), specials, jinjaPath);
+            if (File.Exists(jinjaPath)) return Parse(Inputs.InputFiles.ReadTextInFolder(jinjaPath), specials, jinjaPath);
             if (config is null || !root.TryGetProperty("chat_template", out var t) || t.ValueKind == JsonValueKind.Null)
                 throw new FileNotFoundException($"{modelDir}: no chat template (no {TemplateFileName} and no chat_template in {ConfigFileName})", configPath);
             var at = $"{configPath}: chat_template";
