@@ -1,3 +1,4 @@
+using TorchSharp;
 using Amalgam.Models;
 using Amalgam.Mixing;
 using static TorchSharp.torch;
