@@ -62,6 +62,19 @@ public static class HtmlReport
              .Append($"<td>{StudyFormat.Flops(b.RelativeFlops)}×</td><td>{StudyFormat.Count(b.StoredParameters)}</td></tr>");
         }
         h.Append("</tbody></table>");
+        var notes = new List<string>();
+        foreach (var pick in picks)
+        {
+            if (pick.Top is { } top && pick.Best is { } best && top.Name != best.Name)
+                notes.Add($"{E(pick.Budget.Name)}: the best score, <code>{E(top.Name)}</code> {StudyFormat.Score(top.HeldInNormalized)} at {StudyFormat.Flops(top.RelativeFlops)}×, is within noise of the pick, so the cheaper one is picked");
+            else if (pick.WithinNoise.Count > 1)
+                notes.Add($"{E(pick.Budget.Name)}: within noise of the pick: {string.Join(", ", pick.WithinNoise.Where(n => n != pick.Best?.Name).Select(n => $"<code>{E(n)}</code>"))}");
+            if (pick.JustMissed is { } m)
+                notes.Add($"{E(pick.Budget.Name)}: just over this budget, <code>{E(m.Name)}</code> scores {StudyFormat.Score(m.HeldInNormalized)} at {StudyFormat.Flops(m.RelativeFlops)}×");
+            if (pick.WorthDeploying == false)
+                notes.Add($"{E(pick.Budget.Name)}: <strong>nothing in this budget is worth deploying</strong> (it does not beat the base model beyond noise)");
+        }
+        if (notes.Count > 0) h.Append("<ul id=\"recommendation-notes\">").Append(string.Concat(notes.Select(n => $"<li>{n}.</li>"))).Append("</ul>");
         var unlisted = picks.SelectMany(p => p.BetterNotDeployable).Distinct().ToList();
         if (unlisted.Count > 0) h.Append($"<p>Ranked above a pick but not deployable: {string.Join(", ", unlisted.Select(n => $"<code>{E(n)}</code>"))}.</p>");
         h.Append("</section>");
@@ -110,7 +123,10 @@ public static class HtmlReport
         h.Append("<section><h2>Findings</h2><ul id=\"findings\">");
         foreach (var f in Findings.Compute(r))
         {
-            string status = f.Status switch { FindingStatus.Holds => "holds", FindingStatus.DoesNotHold => "does not hold", _ => "not tested" };
+            string status = f.Status switch
+            {
+                FindingStatus.Holds => "holds", FindingStatus.DoesNotHold => "does not hold", FindingStatus.WithinNoise => "within noise", _ => "not tested",
+            };
             h.Append($"<li><strong>{E(f.Claim)}</strong> — {status}: {E(f.Evidence)}.</li>");
         }
         h.Append("</ul></section>");
