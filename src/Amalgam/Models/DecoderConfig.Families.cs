@@ -85,7 +85,11 @@ public sealed partial class DecoderConfig
     /// window is set, Llama never.
     /// </summary>
     [JsonIgnore]
-    public IReadOnlyList<string> ResolvedLayerTypes => Enumerable.Range(0, NumHiddenLayers).Select(i =>
+    public IReadOnlyList<string> ResolvedLayerTypes => Enumerable.Range(0, NumHiddenLayers).Select(LayerType).ToList();
+
+    // One layer's kind, O(1): per-layer callers must not rebuild the whole list (a config with many layers made
+    // validation quadratic in the layer count).
+    string LayerType(int i) =>
         Arch == "LlamaForCausalLM" ? Full
         : LayerTypes is { } given ? given[i]
         : Arch switch
@@ -94,10 +98,10 @@ public sealed partial class DecoderConfig
             "Gemma3ForCausalLM" => (i + 1) % (SlidingWindowPattern ?? 6) != 0 ? Sliding : Full,
             "Qwen2ForCausalLM" or "Qwen3ForCausalLM" => WindowSize is not null && i >= (MaxWindowLayers ?? 28) ? Sliding : Full,
             _ => WindowSize is not null ? Sliding : Full,
-        }).ToList();
+        };
 
     /// <summary>The attention window of layer <paramref name="layer"/> in tokens, or null when it attends globally.</summary>
-    public int? LayerWindow(int layer) => ResolvedLayerTypes[layer] == Sliding ? WindowSize : null;
+    public int? LayerWindow(int layer) => LayerType(layer) == Sliding ? WindowSize : null;
 
     /// <summary>The window of the sliding layers, or null when every layer attends globally (for cost estimates).</summary>
     [JsonIgnore] public int? EffectiveSlidingWindow => Enumerable.Range(0, NumHiddenLayers).Select(LayerWindow).FirstOrDefault(w => w is not null);
