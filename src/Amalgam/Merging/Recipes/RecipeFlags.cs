@@ -55,20 +55,14 @@ public sealed record RecipeFlags
         TorchSharp.torch.ScalarType? ParseDtype(string? name, string field) =>
             name is null ? null : RecipeDtype.TryParse(name, out var t) ? t : throw Error(field, $"unknown dtype '{name}' (known: {RecipeDtype.Known})");
 
-        MergeOutput? output = Output switch
-        {
-            null => null,
-            "model" => MergeOutput.Model,
-            "adapter" => MergeOutput.Adapter,
-            "cat" => MergeOutput.Cat,
-            "factor_linear" => MergeOutput.FactorLinear,
-            var other => throw Error("output", $"unknown output '{other}' (known: model, adapter, cat, factor_linear)"),
-        };
+        MergeOutput? output = Output is null ? null : RecipeValues.Output(Output, Error);
         int? rank = null;
         double? maxError = null;
-        if (Rank == "auto") maxError = MaxError ?? 0.01;
-        else if (Rank is not null)
-            rank = int.TryParse(Rank, NumberStyles.Integer, CultureInfo.InvariantCulture, out int r) && r > 0 ? r : throw Error("rank", $"expected a positive integer or auto, got '{Rank}'");
+        if (Rank is not null)
+        {
+            (rank, bool auto) = RecipeValues.Rank(Rank, Error);
+            if (auto) maxError = MaxError ?? 0.01;
+        }
         if (MaxError is not null && Rank != "auto") throw Error("max_error", "only with rank: auto");
         if (PeftDoubleScale && output is not (null or MergeOutput.Adapter)) throw Error("peft_double_scale", "only used with output: adapter (PEFT's svd types)");
         var outDtype = ParseDtype(OutDtype, "out_dtype");

@@ -220,28 +220,14 @@ internal static class RecipeParser
         if (fields.TryGetValue("out_shard_size", out var zn) && !ByteSize.TryParse(Text(zn, "out_shard_size"), out shard))
             throw Error("out_shard_size", $"expected a size such as 5B, 500M or 1000000, got '{Text(zn, "out_shard_size")}'");
 
-        MergeOutput? output = null;
-        if (fields.TryGetValue("output", out var outNode))
-        {
-            output = Text(outNode, "output") switch
-            {
-                "model" => MergeOutput.Model,
-                "adapter" => MergeOutput.Adapter,
-                "cat" => MergeOutput.Cat,
-                "factor_linear" => MergeOutput.FactorLinear,
-                var other => throw Error("output", $"unknown output '{other}' (known: model, adapter, cat, factor_linear)"),
-            };
-        }
+        MergeOutput? output = fields.TryGetValue("output", out var outNode) ? RecipeValues.Output(Text(outNode, "output"), Error) : null;
 
         int? rank = null;
         double? maxError = null;
         if (fields.TryGetValue("rank", out var rn))
         {
-            string r = Text(rn, "rank");
-            if (r == "auto") maxError = 0.01;
-            else if (!int.TryParse(r, NumberStyles.Integer, CultureInfo.InvariantCulture, out int k) || k <= 0)
-                throw Error("rank", $"expected a positive integer or auto, got '{r}'");
-            else rank = k;
+            (rank, bool auto) = RecipeValues.Rank(Text(rn, "rank"), Error);
+            if (auto) maxError = 0.01;
         }
         if (fields.TryGetValue("max_error", out var me))
         {
