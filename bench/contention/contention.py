@@ -22,6 +22,9 @@ def env_for(policy):
     if policy == "spin":
         # libgomp's own default with no policy set: spin 300000 times before sleeping (what ran before amalgam set PASSIVE)
         env["GOMP_SPINCOUNT"] = "300000"
+    elif policy.startswith("spin") and policy[4:].isdigit():
+        # a chosen spin count with no policy set, e.g. spin20000
+        env["GOMP_SPINCOUNT"] = policy[4:]
     elif policy != "default":
         env["OMP_WAIT_POLICY"] = policy
     return env
