@@ -23,8 +23,9 @@ public static class SuiteCommand
         var jobs = new Option<int>("--jobs") { Description = "Experts trained at the same time, each on its own copy of the base (results do not depend on it).", DefaultValueFactory = _ => 1 };
         var instructionSteps = new Option<int?>("--instruction-steps") { Description = "Override the instruction stage's steps (trial builds)." };
         var expertSteps = new Option<int?>("--expert-steps") { Description = "Override each expert's training steps (trial builds)." };
+        var instructionExamples = new Option<int?>("--instruction-examples") { Description = "instruct: override the training examples of each held-in task in the instruction mixture (trial builds)." };
         var build = new Command("build", "Regenerate the whole suite: task data, a base trained from scratch, one LoRA expert per held-in task, measured quality.");
-        foreach (var o in new Option[] { output, seed, words, quick, variant, baseFrom, tunedBase, jobs, instructionSteps, expertSteps }) build.Options.Add(o);
+        foreach (var o in new Option[] { output, seed, words, quick, variant, baseFrom, tunedBase, jobs, instructionSteps, expertSteps, instructionExamples }) build.Options.Add(o);
         build.SetAction(CliErrors.Guard(parse =>
         {
             var v = parse.GetValue(variant) == "scratch" ? SuiteVariant.Scratch : SuiteVariant.Instruct;
@@ -43,6 +44,11 @@ public static class SuiteCommand
             if (options.PretrainedBase is not null && options.TunedBase is not null)
                 throw new ArgumentException("--tuned-base: give either --base-from (a from-scratch base to tune) or --tuned-base (a tuned one), not both");
             if (parse.GetValue(instructionSteps) is int i) options = options with { Instruction = options.Instruction with { Steps = i, WarmupSteps = Math.Min(options.Instruction.WarmupSteps, i) } };
+            if (parse.GetValue(instructionExamples) is int x)
+            {
+                if (x < 1) throw new ArgumentException($"--instruction-examples: must be at least 1, got {x}");
+                options = options with { InstructionExamplesPerTask = x };
+            }
             if (parse.GetValue(expertSteps) is int e) options = options with { Expert = options.Expert with { Steps = e, WarmupSteps = Math.Min(options.Expert.WarmupSteps, e) } };
             string dir = parse.GetValue(output)!;
             Tensors.OutputGuard.Check(dir, [options.PretrainedBase, options.TunedBase]);

@@ -83,9 +83,10 @@ public sealed record QualityReport(
         else
         {
             sb.AppendLine("A tiny Llama-architecture base model trained from scratch by Amalgam's own code, one LoRA expert per held-in task, and");
-            sb.AppendLine("the task data (train / validation / test JSONL). Regenerate everything with `amalgam suite build --variant scratch`;");
+            sb.AppendLine("the task data (train / validation / test JSONL). Regenerate everything with `amalgam suite build --variant scratch --out suite/scratch`;");
         }
-        sb.AppendLine("check any figure below with `amalgam eval --suite suite [--adapter suite/experts/<task>]`. The format is in docs/suites.md.").AppendLine();
+        string at = variant == SuiteVariant.Instruct ? "suite" : "suite/scratch";
+        sb.AppendLine($"check any figure below with `amalgam eval --suite {at} [--adapter {at}/experts/<task>]`. The format is in docs/suites.md.").AppendLine();
         sb.AppendLine("## Quality on the test splits (measured by the build)").AppendLine();
         sb.AppendLine("| task | family | held out | base | own expert | uniform average of all experts |");
         sb.AppendLine("|---|---|---|---|---|---|");

@@ -22,9 +22,8 @@ public enum SuiteVariant
 /// </summary>
 public sealed record SuiteBuildOptions
 {
-    // Scratch until an instruct build is the bundled suite (the build did not finish on the shared machine of
-    // 2026-12-02): `amalgam suite build` with no option must regenerate what suite/ holds.
-    public SuiteVariant Variant { get; init; } = SuiteVariant.Scratch;
+    // `amalgam suite build` with no option regenerates what suite/ holds (the instruct variant; suite/scratch/ is the other).
+    public SuiteVariant Variant { get; init; } = SuiteVariant.Instruct;
     public int Seed { get; init; } = 1234;
     public int TrainExamples { get; init; } = 2000;
     public int ValidationExamples { get; init; } = 100;
@@ -55,7 +54,7 @@ public sealed record SuiteBuildOptions
     public int ExpertJobs { get; init; } = 1;
 
     /// <summary>Instruct variant: training examples of each held-in task in the instruction mixture, all in one phrasing.</summary>
-    public int InstructionExamplesPerTask { get; init; } = 200;
+    public int InstructionExamplesPerTask { get; init; } = 400;
 
     /// <summary>Instruct variant: the index of the one template (phrasing) of each task that the instruction mixture uses.</summary>
     public int InstructionTemplate { get; init; } = 0;
@@ -63,7 +62,7 @@ public sealed record SuiteBuildOptions
     /// <summary>Instruct variant: pretraining questions replayed in the instruction mixture, so the base keeps its other skills.</summary>
     public int InstructionReplay { get; init; } = 2400;
 
-    public TrainingOptions Instruction { get; init; } = new() { Steps = 300, BatchSize = 32, LearningRate = 1e-3, WarmupSteps = 30, WeightDecay = 0.01 };
+    public TrainingOptions Instruction { get; init; } = new() { Steps = 800, BatchSize = 32, LearningRate = 1e-3, WarmupSteps = 30, WeightDecay = 0.01 };
     public TrainingOptions Expert { get; init; } = new() { Steps = 600, BatchSize = 32, LearningRate = 5e-3, WarmupSteps = 30 };
     public int LoraRank { get; init; } = 8;
     public double LoraAlpha { get; init; } = 16;

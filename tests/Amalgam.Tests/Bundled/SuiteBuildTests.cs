@@ -77,7 +77,7 @@ public class SuiteBuildTests(QuickSuite quick) : IClassFixture<QuickSuite>
     [Fact]
     public void The_instruct_variant_instruction_tunes_the_base_and_keeps_both_logs()
     {
-        Assert.Equal(SuiteVariant.Scratch, new SuiteBuildOptions().Variant); // what suite/ holds today
+        Assert.Equal(SuiteVariant.Instruct, new SuiteBuildOptions().Variant); // what suite/ holds (suite/scratch/ the other)
         Assert.Equal(SuiteVariant.Instruct, SuiteBuildOptions.Quick.Variant);
         using var doc = JsonDocument.Parse(File.ReadAllText(Path.Combine(quick.Dir, "quality.json")));
         Assert.Equal("instruct", doc.RootElement.GetProperty("variant").GetString());
