@@ -6,6 +6,7 @@
 // Run: dotnet run --project bench/Amalgam.Bench.Realistic -c Release [-- --rounds 3 --new 16 --threads N --quick]
 //   --only load,prefill,decode,mixed   measure only these parts (default: all)
 //   --keep DIR                          synthesise the checkpoints into DIR once and reuse them (kept afterwards)
+//   --factors                           only the per-module cost of the mixture paths (per-row vs grouped) at these shapes
 using System.Diagnostics;
 using System.Text.Json;
 using Amalgam.Experts;
@@ -26,6 +27,40 @@ if (Opt("--tiny") is { } tinyDir)
         GreedyDecoder.Generate(tiny, prompts, 32);
         var times = Enumerable.Range(0, 9).Select(_ => { var sw = Stopwatch.StartNew(); GreedyDecoder.Generate(tiny, prompts, 32); return sw.Elapsed.TotalSeconds; }).Order().ToList();
         Console.WriteLine($"tiny decode batch {batch}: {batch * 32 / times[4]:0} tokens/s (median of 9)");
+    }
+    return;
+}
+if (args.Contains("--factors"))
+{
+    // The mixture's paths on one module at the 125M model's shapes: 8 rank-16 experts, one per row, one decoding
+    // step, per-row compacted factors (what AddTo picks here) against the grouped per-expert path (Sparse).
+    TorchThreads.Configure(Opt("--threads") is { } ft ? int.Parse(ft) : null);
+    using var _ = inference_mode();
+    foreach (var (inF, outF) in new[] { (768L, 768L), (768L, 2048L), (2048L, 768L) })
+    {
+        using var scope = NewDisposeScope();
+        var g = new Generator(0);
+        var deltas = Enumerable.Range(0, 8).Select(_ => (LowRankDelta?)new LowRankDelta(randn([16, inF], generator: g) * 0.02f, randn([outF, 16], generator: g) * 0.02f, 1.0)).ToList();
+        using var stacked = new StackedFactors(deltas, inF, outF);
+        foreach (int batch in new[] { 8, 32 })
+        {
+            var x = randn([batch, 1, inF], generator: g);
+            var y = randn([batch, 1, outF], generator: g);
+            var w = zeros(batch, 8);
+            for (int r = 0; r < batch; r++) w[r, r % 8] = 1f;
+            using var mixing = new FixedMixing(w);
+            double Median(Func<Tensor> f)
+            {
+                for (int i = 0; i < 5; i++) f().Dispose();
+                var t = Enumerable.Range(0, 41).Select(_ => { var sw = Stopwatch.StartNew(); f().Dispose(); return sw.Elapsed.TotalMilliseconds; }).Order().ToList();
+                return t[20];
+            }
+            double perRow = Median(() => stacked.AddTo(y, x, w, mixing.Cache));
+            double grouped = Median(() => { using var d = stacked.Sparse(x, w); return y + d; });
+            var weight = randn([outF, inF], generator: g);
+            double baseOnly = Median(() => nn.functional.linear(x, weight));
+            Console.WriteLine($"[{outF}, {inF}] batch {batch}: per-row {perRow:0.000} ms, grouped {grouped:0.000} ms, the module's own linear {baseOnly:0.000} ms (medians of 41; load {File.ReadAllText("/proc/loadavg").Trim()})");
+        }
     }
     return;
 }
