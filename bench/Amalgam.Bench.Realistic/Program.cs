@@ -4,6 +4,9 @@
 // transformers-style PyTorch forward (llama_eager.py, Debian's python3-torch) driven in the same run, rounds
 // interleaved, medians. Then mixed-expert batches (8 rank-16 experts, one per row) as a ratio to the base.
 // Run: dotnet run --project bench/Amalgam.Bench.Realistic -c Release [-- --rounds 3 --new 16 --threads N --quick]
+//   --only load,prefill,decode,mixed   measure only these parts (default: all)
+//   --keep DIR                          synthesise the checkpoints into DIR once and reuse them (kept afterwards)
+//   --factors                           only the per-module cost of the mixture paths (per-row vs grouped) at these shapes
 using System.Diagnostics;
 using System.Text.Json;
 using Amalgam.Experts;
@@ -27,12 +30,49 @@ if (Opt("--tiny") is { } tinyDir)
     }
     return;
 }
+if (args.Contains("--factors"))
+{
+    // The mixture's paths on one module at the 125M model's shapes: 8 rank-16 experts, one per row, one decoding
+    // step, per-row compacted factors (what AddTo picks here) against the grouped per-expert path (Sparse).
+    TorchThreads.Configure(Opt("--threads") is { } ft ? int.Parse(ft) : null);
+    using var _ = inference_mode();
+    foreach (var (inF, outF) in new[] { (768L, 768L), (768L, 2048L), (2048L, 768L) })
+    {
+        using var scope = NewDisposeScope();
+        var g = new Generator(0);
+        var deltas = Enumerable.Range(0, 8).Select(_ => (LowRankDelta?)new LowRankDelta(randn([16, inF], generator: g) * 0.02f, randn([outF, 16], generator: g) * 0.02f, 1.0)).ToList();
+        using var stacked = new StackedFactors(deltas, inF, outF);
+        foreach (int batch in new[] { 8, 32 })
+        {
+            var x = randn([batch, 1, inF], generator: g);
+            var y = randn([batch, 1, outF], generator: g);
+            var w = zeros(batch, 8);
+            for (int r = 0; r < batch; r++) w[r, r % 8] = 1f;
+            using var mixing = new FixedMixing(w);
+            double Median(Func<Tensor> f)
+            {
+                for (int i = 0; i < 5; i++) f().Dispose();
+                var t = Enumerable.Range(0, 41).Select(_ => { var sw = Stopwatch.StartNew(); f().Dispose(); return sw.Elapsed.TotalMilliseconds; }).Order().ToList();
+                return t[20];
+            }
+            double perRow = Median(() => stacked.AddTo(y, x, w, mixing.Cache));
+            double grouped = Median(() => { using var d = stacked.Sparse(x, w); return y + d; });
+            var weight = randn([outF, inF], generator: g);
+            double baseOnly = Median(() => nn.functional.linear(x, weight));
+            Console.WriteLine($"[{outF}, {inF}] batch {batch}: per-row {perRow:0.000} ms, grouped {grouped:0.000} ms, the module's own linear {baseOnly:0.000} ms (medians of 41; load {File.ReadAllText("/proc/loadavg").Trim()})");
+        }
+    }
+    return;
+}
 bool quick = args.Contains("--quick");
 int rounds = Opt("--rounds") is { } rv ? int.Parse(rv) : 3;
 int newTokens = Opt("--new") is { } nv ? int.Parse(nv) : 16;
 var threads = TorchThreads.Configure(Opt("--threads") is { } tv ? int.Parse(tv) : null);
 string python = Opt("--python") ?? "/usr/bin/python3";
-string root = Path.Combine(Opt("--dir") ?? Path.GetTempPath(), "amalgam-bench-realistic-" + Guid.NewGuid().ToString("N")[..8]);
+string? keep = Opt("--keep");
+string root = keep ?? Path.Combine(Opt("--dir") ?? Path.GetTempPath(), "amalgam-bench-realistic-" + Guid.NewGuid().ToString("N")[..8]);
+var only = (Opt("--only") ?? "load,prefill,decode,mixed").Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries).ToHashSet();
+bool Measures(string part) => only.Contains(part);
 var config = JsonSerializer.Deserialize<DecoderConfig>(quick
     ? """{"architectures": ["LlamaForCausalLM"], "model_type": "llama", "vocab_size": 4096, "hidden_size": 256, "intermediate_size": 688, "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2, "rms_norm_eps": 1e-5, "rope_theta": 10000.0, "max_position_embeddings": 2048}"""
     : """{"architectures": ["LlamaForCausalLM"], "model_type": "llama", "vocab_size": 32000, "hidden_size": 768, "intermediate_size": 2048, "num_hidden_layers": 12, "num_attention_heads": 12, "num_key_value_heads": 4, "rms_norm_eps": 1e-5, "rope_theta": 10000.0, "max_position_embeddings": 2048}""")!;
@@ -59,18 +99,22 @@ LoraAdapter RandomAdapter(CausalLM model, string name, Generator g)
 try
 {
     Directory.CreateDirectory(root);
-    Console.WriteLine($"synthesising a {config.NumHiddenLayers}-layer Llama (hidden {config.HiddenSize}, vocab {config.VocabSize}) under {root}");
-    using (var scope = NewDisposeScope())
+    bool synthesised = keep is not null && File.Exists(Path.Combine(Dir("bf16"), "model.safetensors")) && Directory.Exists(Dir($"expert{Experts - 1}"));
+    if (!synthesised)
     {
-        var g = new Generator(0);
-        using var f32 = new CausalLM(config, ScalarType.Float32);
-        using (no_grad()) foreach (var (_, p) in f32.named_parameters()) p.copy_(randn(p.shape, generator: g) * 0.02f);
-        CheckpointWriter.Save(f32, Dir("f32"));
-        using var adapter = RandomAdapter(f32, "adapter", g);
-        adapter.Save(Dir("adapter"));
-        for (int e = 0; e < Experts; e++) { using var x = RandomAdapter(f32, $"e{e}", g); x.Save(Dir($"expert{e}")); }
+        Console.WriteLine($"synthesising a {config.NumHiddenLayers}-layer Llama (hidden {config.HiddenSize}, vocab {config.VocabSize}) under {root}");
+        using (var scope = NewDisposeScope())
+        {
+            var g = new Generator(0);
+            using var f32 = new CausalLM(config, ScalarType.Float32);
+            using (no_grad()) foreach (var (_, p) in f32.named_parameters()) p.copy_(randn(p.shape, generator: g) * 0.02f);
+            CheckpointWriter.Save(f32, Dir("f32"));
+            using var adapter = RandomAdapter(f32, "adapter", g);
+            adapter.Save(Dir("adapter"));
+            for (int e = 0; e < Experts; e++) { using var x = RandomAdapter(f32, $"e{e}", g); x.Save(Dir($"expert{e}")); }
+        }
+        using (var bf = CheckpointLoader.Load(Dir("f32"), ScalarType.BFloat16)) CheckpointWriter.Save(bf, Dir("bf16"));
     }
-    using (var bf = CheckpointLoader.Load(Dir("f32"), ScalarType.BFloat16)) CheckpointWriter.Save(bf, Dir("bf16"));
     long parameters;
     using (var m = CheckpointLoader.Load(Dir("f32"))) parameters = m.parameters().Sum(p => p.numel());
     Console.WriteLine($"{parameters / 1e6:0.0}M parameters; {threads.IntraOp} torch threads on both sides; {rounds} interleaved rounds; {newTokens} new tokens per decode");
@@ -115,7 +159,9 @@ try
     foreach (var (dtypeName, dir) in new[] { ("float32", "f32"), ("bfloat16", "bf16") })
     {
         long bytes = new FileInfo(Path.Combine(Dir(dir), "model.safetensors")).Length;
-        foreach (bool withAdapter in new[] { false, true })
+        bool runs = Measures("prefill") || Measures("decode");
+        if (!runs && !Measures("load")) continue;
+        foreach (bool withAdapter in runs ? new[] { false, true } : new[] { false })
         {
             string label = $"{dtypeName}{(withAdapter ? " + rank-16 adapter" : "")}";
             CausalLM? model = null;
@@ -129,13 +175,15 @@ try
                 var pl = Ask(new { op = "load", model = Dir(dir), adapter = withAdapter ? Dir("adapter") : null });
                 pyTorchVersion ??= pl.GetProperty("torch").GetString();
                 if (withAdapter) { adapter = LoraAdapter.Load(Dir("adapter"), model); adapter.AttachTo(model!); }
-                if (counted && !withAdapter)
+                if (counted && !withAdapter && Measures("load"))
                 {
                     Row($"load, {dtypeName}", "s/GB", bytes / 1e9, out var tl).Add(load / (bytes / 1e9));
                     tl.Add(pl.GetProperty("seconds").GetDouble() / (bytes / 1e9));
                 }
                 using (inference_mode())
                 {
+                    if (Measures("prefill"))
+                    {
                     double prefill = Time(() =>
                     {
                         using var s = NewDisposeScope();
@@ -143,7 +191,8 @@ try
                     });
                     double pyPrefill = Ask(new { op = "prefill", batch = 1, tokens = PrefillTokens }).GetProperty("seconds").GetDouble();
                     if (counted) { Row($"prefill 128 tokens, {label}", "ms", 1, out var tp).Add(prefill * 1e3); tp.Add(pyPrefill * 1e3); }
-                    foreach (int batch in new[] { 1, 8 })
+                    }
+                    if (Measures("decode")) foreach (int batch in new[] { 1, 8 })
                     {
                         var prompts = Enumerable.Range(0, batch).Select(r => (IReadOnlyList<long>)Ids(batch, DecodePrompt).Skip(r * DecodePrompt).Take(DecodePrompt).ToArray()).ToList();
                         double decode = Time(() => GreedyDecoder.Generate(model!, prompts, newTokens));
@@ -161,6 +210,7 @@ try
 
     // Mixed-expert batches: 8 rank-16 experts installed as a library, each row on its own expert (top-1).
     var mixed = new List<(int Batch, List<double> Base, List<double> Mixed)>();
+    if (Measures("mixed"))
     using (var model = CheckpointLoader.Load(Dir("f32")))
     {
         var experts = Enumerable.Range(0, Experts).Select(e => LoraAdapter.Load(Dir($"expert{e}"), model)).ToList();
@@ -203,5 +253,5 @@ try
 }
 finally
 {
-    if (Directory.Exists(root)) Directory.Delete(root, true);
+    if (keep is null && Directory.Exists(root)) Directory.Delete(root, true);
 }

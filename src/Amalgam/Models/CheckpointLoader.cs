@@ -58,7 +58,12 @@ public static class CheckpointLoader
             var info = store.Info(name);
             if (!info.Shape.SequenceEqual(parameter.shape))
                 throw new InvalidDataException($"{dir}: tensor '{name}' has shape [{string.Join(", ", info.Shape)}] but the config implies [{string.Join(", ", parameter.shape)}]");
-            parameter.copy_(store.Load(name).to(parameter.dtype));
+            // Same dtype: straight from the mapped file into the parameter's storage (one copy, as PyTorch's load);
+            // otherwise into a stored-dtype tensor, converted into the parameter.
+            if (info.DType.ToScalarType() == parameter.dtype && parameter.device_type == DeviceType.CPU && parameter.is_contiguous())
+                store.LoadInto(name, parameter);
+            else
+                parameter.copy_(store.Load(name));
         }
         if (redundantHead)
         {

@@ -32,7 +32,8 @@ public static class GreedyDecoder
         var (ids, mask, _) = SequenceBatch.LeftPadded(prompts, padId, copies);
 
         using var _ = inference_mode();
-        using var cache = new KvCache(model.Config.NumHiddenLayers);
+        // Buffers for the prompt and every new token, allocated once: no step grows (copies) the cache.
+        using var cache = new KvCache(model.Config.NumHiddenLayers, width + maxNewTokens);
         using var stepOnes = ones(rows, 1, ScalarType.Int64);
         long[] stepIds = ids;
         int stepWidth = width;

@@ -91,11 +91,24 @@ public sealed unsafe class SafeTensorsFile : IDisposable
     public torch.Tensor Load(string name)
     {
         var info = Info(name);
-        ThrowIfDisposed();
         using var scope = torch.NewDisposeScope();
         var tensor = torch.empty(info.Shape, info.DType.ToScalarType(), torch.CPU);
+        LoadInto(name, tensor);
+        return tensor.MoveToOuterDisposeScope();
+    }
+
+    /// <summary>
+    /// Copies the stored bytes straight into <paramref name="destination"/>'s storage (one copy, no intermediate
+    /// tensor): it must be a contiguous CPU tensor of the stored dtype and shape.
+    /// </summary>
+    public void LoadInto(string name, torch.Tensor destination)
+    {
+        var info = Info(name);
+        ThrowIfDisposed();
+        if (destination.dtype != info.DType.ToScalarType() || !destination.shape.SequenceEqual(info.Shape))
+            throw new ArgumentException($"{System.IO.Path.GetFileName(Path)}: tensor {FormatError.Quote(name)} is {info.DType} [{string.Join(", ", info.Shape)}], the destination {destination.dtype} [{string.Join(", ", destination.shape)}]", nameof(destination));
         byte* source = _data + info.Begin;
-        TensorMemory.ForEachChunk(tensor, (chunk, offset) =>
+        TensorMemory.ForEachChunk(destination, (chunk, offset) =>
         {
             var stored = new ReadOnlySpan<byte>(source + offset, chunk.Length);
             // torch assumes bools are 0 or 1; any other byte would be undefined behaviour in later ops.
@@ -103,7 +116,6 @@ public sealed unsafe class SafeTensorsFile : IDisposable
                 throw FormatError.Create(Path, $"tensor {FormatError.Quote(name)}: BOOL data holds a byte other than 0 or 1");
             stored.CopyTo(chunk);
         });
-        return tensor.MoveToOuterDisposeScope();
     }
 
     public void Dispose()

@@ -35,6 +35,9 @@ public sealed class TensorStore : IDisposable
     /// <summary>A new CPU tensor of the stored dtype and shape.</summary>
     public torch.Tensor Load(string name) => Owner(name).Load(name);
 
+    /// <summary>Copies a tensor into a contiguous CPU tensor of its stored dtype and shape (see <see cref="SafeTensorsFile.LoadInto"/>).</summary>
+    public void LoadInto(string name, torch.Tensor destination) => Owner(name).LoadInto(name, destination);
+
     /// <summary>
     /// Opens a <c>.safetensors</c> file, a <c>.safetensors.index.json</c> file, or a folder holding (first match wins)
     /// <c>model.safetensors</c>, <c>model.safetensors.index.json</c>, <c>adapter_model.safetensors</c> or

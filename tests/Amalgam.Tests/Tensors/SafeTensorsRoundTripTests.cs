@@ -35,6 +35,28 @@ public class SafeTensorsRoundTripTests
     }
 
     [Fact]
+    public void LoadInto_fills_an_existing_tensor_with_the_stored_bytes_and_refuses_a_mismatch()
+    {
+        using var dir = new TempFolder();
+        using var scope = torch.NewDisposeScope();
+        var original = torch.tensor(Values).reshape(3, 4);
+        var path = dir.File("weights.safetensors");
+        SafeTensorsWriter.Save(path, new Dictionary<string, torch.Tensor> { ["w"] = original });
+
+        using var file = SafeTensorsFile.Open(path);
+        var destination = torch.full(3, 4, 9f);
+        file.LoadInto("w", destination);
+        Assert.Equal(Values, destination.data<float>().ToArray());
+        var wrongDtype = torch.zeros(3, 4, torch.ScalarType.BFloat16);
+        Assert.Throws<ArgumentException>(() => file.LoadInto("w", wrongDtype));
+        var wrongShape = torch.zeros(4, 3);
+        Assert.Throws<ArgumentException>(() => file.LoadInto("w", wrongShape));
+        var notContiguous = torch.zeros(4, 3).t();
+        Assert.Throws<ArgumentException>(() => file.LoadInto("w", notContiguous));
+        Assert.Equal(0f, wrongShape.abs().sum().item<float>()); // a refused destination is left untouched
+    }
+
+    [Fact]
     public void Bf16_bits_match_a_hand_computation()
     {
         using var dir = new TempFolder();
