@@ -35,6 +35,9 @@ public sealed class TensorStore : IDisposable
     /// <summary>A new CPU tensor of the stored dtype and shape.</summary>
     public torch.Tensor Load(string name) => Owner(name).Load(name);
 
+    /// <summary>Rows [start, start + count) of the tensor's first dimension, in the stored dtype.</summary>
+    public torch.Tensor LoadRows(string name, long start, long count) => Owner(name).LoadRows(name, start, count);
+
     /// <summary>
     /// Opens a <c>.safetensors</c> file, a <c>.safetensors.index.json</c> file, or a folder holding (first match wins)
     /// <c>model.safetensors</c>, <c>model.safetensors.index.json</c>, <c>adapter_model.safetensors</c> or
