@@ -100,28 +100,26 @@ public sealed class TaskVectorMethod : IMergeMethod, IRowBlockMethod
         {
             long rowElements = header.Base.shape.Skip(1).Aggregate(1L, (a, b) => a * b);
             long blockRows = Math.Max(1, (1L << 17) / Math.Max(1, rowElements));
-            var magnitudes = trimmed.ToDictionary(i => i, _ => empty(rows * rowElements, dtype: header.Base.dtype, device: header.Base.device));
             try
             {
-                for (long start = 0; start < rows; start += blockRows)
-                {
-                    using var scope = NewDisposeScope();
-                    var b = block(start, Math.Min(blockRows, rows - start));
-                    long at = start * rowElements, count = b.Base!.numel();
-                    foreach (int i in trimmed) // |δᵢ| exactly as Merge and Sparsifiers compute it
-                        magnitudes[i].narrow(0, at, count).copy_((b.Models[i].to(b.Base.dtype) - b.Base).abs().reshape(-1));
-                }
+                // one model at a time, so that a single float32 |δᵢ| of the whole tensor is alive at once
                 foreach (int i in trimmed)
                 {
+                    using var magnitude = empty(rows * rowElements, dtype: header.Base.dtype, device: header.Base.device);
+                    for (long start = 0; start < rows; start += blockRows)
+                    {
+                        using var scope = NewDisposeScope();
+                        var b = block(start, Math.Min(blockRows, rows - start));
+                        // |δᵢ| exactly as Merge and Sparsifiers compute it
+                        magnitude.narrow(0, start * rowElements, b.Base!.numel()).copy_((b.Models[i].to(b.Base.dtype) - b.Base).abs().reshape(-1));
+                    }
                     masks[i] = recipe.Sparsifier == SparsifierKind.Breadcrumbs
-                        ? Sparsifiers.BreadcrumbsKeep(magnitudes[i], density[i], ParameterValues.PerModel(header, i, "gamma", 0.01))
-                        : Sparsifiers.MagnitudeKeep(magnitudes[i], density[i]);
-                    magnitudes[i].Dispose();
+                        ? Sparsifiers.BreadcrumbsKeep(magnitude, density[i], ParameterValues.PerModel(header, i, "gamma", 0.01))
+                        : Sparsifiers.MagnitudeKeep(magnitude, density[i]);
                 }
             }
             catch
             {
-                foreach (var m in magnitudes.Values) m.Dispose();
                 foreach (var m in masks) m?.Dispose();
                 throw;
             }
