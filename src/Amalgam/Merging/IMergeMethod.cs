@@ -60,3 +60,27 @@ public sealed record MergeTensorInputs(
     MergeParameters Global,
     Generator? Random = null,
     IWholeModelPass? Pass = null);
+
+/// <summary>
+/// A method whose result at a row depends only on the inputs at that row, once per-tensor statistics (TIES's
+/// magnitude thresholds) are known: the executor then merges each key in row blocks, so that it never holds whole
+/// float32 inputs and each block's dozen passes stay in cache. The result must be bit-for-bit what
+/// <see cref="IMergeMethod.Merge"/> gives on the whole tensor.
+/// </summary>
+public interface IRowBlockMethod
+{
+    /// <summary>
+    /// The per-block merge of one tensor of <paramref name="rows"/> rows, or null when this tensor (these
+    /// parameters) must be merged whole. <paramref name="header"/> holds zero-row inputs and every parameter;
+    /// <paramref name="block"/>(start, count) loads rows [start, start + count) of every input in the compute dtype
+    /// into the caller's dispose scope.
+    /// </summary>
+    IRowBlockMerger? Prepare(MergeTensorInputs header, long rows, Func<long, long, MergeTensorInputs> block);
+}
+
+/// <summary>The merge of one tensor, one row block at a time; owns what <see cref="IRowBlockMethod.Prepare"/> computed.</summary>
+public interface IRowBlockMerger : IDisposable
+{
+    /// <summary>The merged rows [start, start + rows of <paramref name="block"/>).</summary>
+    Tensor Merge(long start, MergeTensorInputs block);
+}

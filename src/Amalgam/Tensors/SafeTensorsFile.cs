@@ -118,6 +118,31 @@ public sealed unsafe class SafeTensorsFile : IDisposable
         });
     }
 
+    /// <summary>
+    /// Rows [<paramref name="start"/>, start + <paramref name="count"/>) of the tensor's first dimension as a new CPU
+    /// tensor of the stored dtype, copied from the mapping (row-block merges read each key a block at a time).
+    /// </summary>
+    public torch.Tensor LoadRows(string name, long start, long count)
+    {
+        var info = Info(name);
+        ThrowIfDisposed();
+        if (info.Shape.Length == 0 || start < 0 || count < 0 || start + count > info.Shape[0])
+            throw new ArgumentOutOfRangeException(nameof(start), $"rows [{start}, {start + count}) of tensor {FormatError.Quote(name)} with shape [{string.Join(", ", info.Shape)}]");
+        using var scope = torch.NewDisposeScope();
+        long[] shape = [count, .. info.Shape.Skip(1)];
+        var tensor = torch.empty(shape, info.DType.ToScalarType(), torch.CPU);
+        long rowBytes = info.Shape[0] == 0 ? 0 : info.ByteLength / info.Shape[0];
+        byte* source = _data + info.Begin + start * rowBytes;
+        TensorMemory.ForEachChunk(tensor, (chunk, offset) =>
+        {
+            var stored = new ReadOnlySpan<byte>(source + offset, chunk.Length);
+            if (info.DType == DType.BOOL && stored.IndexOfAnyExceptInRange((byte)0, (byte)1) >= 0)
+                throw FormatError.Create(Path, $"tensor {FormatError.Quote(name)}: BOOL data holds a byte other than 0 or 1");
+            stored.CopyTo(chunk);
+        });
+        return tensor.MoveToOuterDisposeScope();
+    }
+
     public void Dispose()
     {
         if (_disposed) return;

@@ -38,6 +38,9 @@ public sealed class TensorStore : IDisposable
     /// <summary>Copies a tensor into a contiguous CPU tensor of its stored dtype and shape (see <see cref="SafeTensorsFile.LoadInto"/>).</summary>
     public void LoadInto(string name, torch.Tensor destination) => Owner(name).LoadInto(name, destination);
 
+    /// <summary>Rows [start, start + count) of the tensor's first dimension, in the stored dtype.</summary>
+    public torch.Tensor LoadRows(string name, long start, long count) => Owner(name).LoadRows(name, start, count);
+
     /// <summary>
     /// Opens a <c>.safetensors</c> file, a <c>.safetensors.index.json</c> file, or a folder holding (first match wins)
     /// <c>model.safetensors</c>, <c>model.safetensors.index.json</c>, <c>adapter_model.safetensors</c> or

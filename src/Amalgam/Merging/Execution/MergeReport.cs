@@ -13,6 +13,8 @@ public sealed record MergeRunOptions
     public Func<IReadOnlyList<string>, IReadOnlyList<string>>? Order { get; init; }
     /// <summary>The text of <c>merge_recipe.yaml</c> when it is not the plan's own (a multi-stage plan writes all its stages).</summary>
     public string? RecipeYaml { get; init; }
+    /// <summary>Row-block size, in elements of one input, for methods that merge in row blocks; 0 merges every key whole (tests compare the two).</summary>
+    internal long BlockElements { get; init; } = 1L << 17;
 }
 
 /// <summary>What a merge did.</summary>

@@ -18,6 +18,11 @@ public interface IMergeSource : IDisposable
     /// <summary>Whether this input can differ from the base at this key (false for layers a LoRA expert does not target).</summary>
     bool Changes(string name);
     long StoredBytes(string name);
+    /// <summary>
+    /// Rows [start, start + count) of the stored tensor, read without materialising the rest; null where this
+    /// input can only produce the whole tensor (a LoRA expert's targeted layer is computed whole).
+    /// </summary>
+    Tensor? LoadRows(string name, long start, long count) => null;
 }
 
 /// <summary>A full checkpoint, memory-mapped.</summary>
@@ -31,6 +36,7 @@ public sealed class CheckpointSource(string path) : IMergeSource
     public Tensor Load(string name, ScalarType compute) => store.Load(name);
     public bool Changes(string name) => true;
     public long StoredBytes(string name) => store.Info(name).ByteLength;
+    public Tensor? LoadRows(string name, long start, long count) => store.LoadRows(name, start, count);
     public void Dispose() => store.Dispose();
 }
 

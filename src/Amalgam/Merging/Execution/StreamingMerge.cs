@@ -104,15 +104,67 @@ public static class StreamingMerge
             else
             {
                 using var random = inputs.RandomFor(name);
-                var args = Load(inputs, p, random, plan.Pass);
                 counts.Read += (inputs.UsesBase && p.Key.Base is { } b ? b.Source.StoredBytes(b.Name) : 0) + p.Key.Models.Sum(m => m.Source.StoredBytes(m.Name));
+                counts.Merged++;
+                if (InRowBlocks(inputs, p, random, plan.Pass, options.BlockElements) is { } blocked)
+                {
+                    sink(name, blocked);
+                    continue;
+                }
+                var args = Load(inputs, p, random, plan.Pass);
                 result = recipe.Method.Merge(args);
                 Check(recipe, name, result, p.Spec.Shape);
-                counts.Merged++;
             }
             sink(name, Stored(recipe, name, result, p.Spec.DType.ToScalarType()));
         }
         options.Progress?.Invoke(new MergeProgress("merge", plan.Tensors.Count, plan.Tensors.Count, ""));
+    }
+
+    /// <summary>
+    /// The merged key in its output dtype, merged one row block at a time (about <paramref name="blockElements"/>
+    /// elements of each input: every input's block and the method's temporaries stay in cache) (<see cref="IRowBlockMethod"/>): each
+    /// block of every input read from the mapping, converted, merged, checked and stored into the output tensor.
+    /// Null when the method, the key or an input does not allow it (the whole-tensor path then runs); a problem the
+    /// checks find also reruns the key whole, so that the message is the whole path's.
+    /// </summary>
+    static Tensor? InRowBlocks(MergeInputSet inputs, Planned p, Generator? random, IWholeModelPass? pass, long blockElements)
+    {
+        if (blockElements <= 0 || inputs.Recipe.Method is not IRowBlockMethod method || p.Spec.Shape.Length == 0) return null;
+        var used = (inputs.UsesBase && p.Key.Base is not null ? [p.Key.Base] : Array.Empty<KeyInput>()).Concat(p.Key.Models).ToList();
+        var compute = inputs.Recipe.ComputeDtype;
+        var outType = p.Spec.DType.ToScalarType();
+        Tensor? Rows(KeyInput k, long start, long count)
+        {
+            var raw = k.Source.LoadRows(k.Name, start, count);
+            if (raw is null || raw.dtype == compute) return raw;
+            var converted = raw.to(compute);
+            raw.Dispose();
+            return converted;
+        }
+        MergeTensorInputs Block(long start, long count)
+        {
+            var baseTensor = inputs.UsesBase && p.Key.Base is not null ? Rows(p.Key.Base, start, count)! : null;
+            return inputs.Inputs(p.Key, baseTensor, p.Key.Models.Select(m => Rows(m, start, count)!).ToList(), random, pass);
+        }
+        using (var probe = NewDisposeScope())
+            if (used.Any(k => k.Source.LoadRows(k.Name, 0, 0) is null)) return null;
+        long rows = p.Spec.Shape[0];
+        long rowElements = p.Spec.Shape.Skip(1).Aggregate(1L, (a, b) => a * b);
+        long blockRows = Math.Max(1, blockElements / Math.Max(1, rowElements));
+        using var merger = method.Prepare(Block(0, 0), rows, Block);
+        if (merger is null) return null;
+        var output = empty(p.Spec.Shape, outType);
+        for (long start = 0; start < rows; start += blockRows)
+        {
+            using var scope = NewDisposeScope();
+            long count = Math.Min(blockRows, rows - start);
+            var result = merger.Merge(start, Block(start, count));
+            if (!result.shape.SequenceEqual([count, .. p.Spec.Shape.Skip(1)]) || !isfinite(result).all().item<bool>()) { output.Dispose(); return null; }
+            var stored = result.to(outType);
+            if (stored.dtype != result.dtype && stored.is_floating_point() && !isfinite(stored).all().item<bool>()) { output.Dispose(); return null; }
+            output.narrow(0, start, count).copy_(stored);
+        }
+        return output;
     }
 
     /// <summary>The folder the tokenizer files come from: the reference, or the model named by <c>tokenizer_source: model:REF</c>.</summary>

@@ -11,7 +11,7 @@ namespace Amalgam.Merging.Methods;
 /// combine with a divisor → scale by λ → θ₀ + λ·mixed.
 /// The named methods differ only in their <see cref="TaskVectorRecipe"/>; flavors change the defaults.
 /// </summary>
-public sealed class TaskVectorMethod : IMergeMethod
+public sealed class TaskVectorMethod : IMergeMethod, IRowBlockMethod
 {
     readonly TaskVectorRecipe recipe;
 
@@ -39,7 +39,7 @@ public sealed class TaskVectorMethod : IMergeMethod
     /// The seam for reference tests: with <paramref name="masks"/> (one 0/1 keep-mask per model) the sparsifier's
     /// random draw is replaced by the given masks, and everything after it is deterministic.
     /// </summary>
-    internal Tensor Merge(MergeTensorInputs inputs, IReadOnlyList<Tensor>? masks)
+    internal Tensor Merge(MergeTensorInputs inputs, IReadOnlyList<Tensor?>? masks)
     {
         using var scope = NewDisposeScope();
         var baseT = inputs.Base ?? throw new InvalidDataException($"tensor '{inputs.Name}': {Name} needs a base model");
@@ -76,6 +76,69 @@ public sealed class TaskVectorMethod : IMergeMethod
         var mixed = Combine.Mix(weighted, w, agree, o.Divisor, o.Normalize);
         if (o.Lambda != 1.0) mixed = mixed * o.Lambda;
         return (baseT + mixed).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>
+    /// Every step after the sparsifier is element-wise (the divisor without consensus is one scalar), so a tensor
+    /// merges in row blocks once each model's keep-mask is known: a magnitude or breadcrumbs mask is computed here
+    /// by the same functions on the whole |δᵢ| (built block by block), and each block then runs <see cref="Merge"/>
+    /// with its slice of the masks, which gives the same bits as the whole tensor. Not for random sparsifiers (their
+    /// draws follow the whole tensor), the L1 rescale (a whole-tensor norm) or trim_scope: model.
+    /// </summary>
+    public IRowBlockMerger? Prepare(MergeTensorInputs header, long rows, Func<long, long, MergeTensorInputs> block)
+    {
+        if (header.Base is null || header.Models.Count == 0 || header.Base.dim() == 0 || IsRandomized) return null;
+        var o = TaskVectorOptions.Resolve(recipe, header.Global);
+        bool sparsifies = recipe.Sparsifier != SparsifierKind.None;
+        if (sparsifies && (o.Rescale == RescaleRule.L1 || (HasMagnitudeTrim && o.TrimScope == TrimScope.Model))) return null;
+        int n = header.Models.Count;
+        var density = Enumerable.Range(0, n).Select(i => sparsifies ? ParameterValues.PerModel(header, i, "density", 1.0) : 1.0).ToArray();
+        if (density.Any(double.IsNaN)) return null;
+        var trimmed = Enumerable.Range(0, n).Where(i => density[i] is >= 0 and < 1).ToList();
+        var masks = new Tensor?[n];
+        if (trimmed.Count > 0)
+        {
+            long rowElements = header.Base.shape.Skip(1).Aggregate(1L, (a, b) => a * b);
+            long blockRows = Math.Max(1, (1L << 17) / Math.Max(1, rowElements));
+            try
+            {
+                // one model at a time, so that a single float32 |δᵢ| of the whole tensor is alive at once
+                foreach (int i in trimmed)
+                {
+                    using var magnitude = empty(rows * rowElements, dtype: header.Base.dtype, device: header.Base.device);
+                    for (long start = 0; start < rows; start += blockRows)
+                    {
+                        using var scope = NewDisposeScope();
+                        var b = block(start, Math.Min(blockRows, rows - start));
+                        // |δᵢ| exactly as Merge and Sparsifiers compute it
+                        magnitude.narrow(0, start * rowElements, b.Base!.numel()).copy_((b.Models[i].to(b.Base.dtype) - b.Base).abs().reshape(-1));
+                    }
+                    masks[i] = recipe.Sparsifier == SparsifierKind.Breadcrumbs
+                        ? Sparsifiers.BreadcrumbsKeep(magnitude, density[i], ParameterValues.PerModel(header, i, "gamma", 0.01))
+                        : Sparsifiers.MagnitudeKeep(magnitude, density[i]);
+                }
+            }
+            catch
+            {
+                foreach (var m in masks) m?.Dispose();
+                throw;
+            }
+        }
+        return new BlockMerger(this, masks);
+    }
+
+    sealed class BlockMerger(TaskVectorMethod method, Tensor?[] masks) : IRowBlockMerger
+    {
+        public Tensor Merge(long start, MergeTensorInputs block)
+        {
+            using var scope = NewDisposeScope();
+            var shape = block.Base!.shape;
+            long at = start * shape.Skip(1).Aggregate(1L, (a, b) => a * b), count = block.Base.numel();
+            var slices = masks.Select(m => m?.narrow(0, at, count).reshape(shape)).ToArray();
+            return method.Merge(block, slices).MoveToOuterDisposeScope();
+        }
+
+        public void Dispose() { foreach (var m in masks) m?.Dispose(); }
     }
 
     Tensor Sparsify(MergeTensorInputs inputs, int i, Tensor delta, TaskVectorOptions o, Tensor? injected)

@@ -85,12 +85,15 @@ public static class Sparsifiers
     public static Tensor Magnitude(Tensor delta, double density)
     {
         if (density >= 1) return ones_like(delta);
-        long k = Math.Max(0, KeepCount(density, delta.numel()));
         using var magnitude = delta.abs();
-        using var keep = TopRanked(magnitude, k);
+        using var keep = MagnitudeKeep(magnitude, density);
         using var mask = keep.to(delta.dtype);
         return mask.reshape(delta.shape);
     }
+
+    /// <summary><see cref="Magnitude"/>'s keep-mask (bool, flat) from the magnitudes |δ| (density &lt; 1).</summary>
+    public static Tensor MagnitudeKeep(Tensor magnitude, double density) =>
+        TopRanked(magnitude, Math.Max(0, KeepCount(density, magnitude.numel())));
 
     /// <summary>
     /// Model Breadcrumbs: drops the top <c>int(γ·n)</c> (outliers) and the smallest entries so that exactly
@@ -100,18 +103,24 @@ public static class Sparsifiers
     public static Tensor Breadcrumbs(Tensor delta, double density, double gamma)
     {
         if (density >= 1) return ones_like(delta);
-        long n = delta.numel();
+        using var magnitude = delta.abs();
+        using var window = BreadcrumbsKeep(magnitude, density, gamma);
+        using var mask = window.to(delta.dtype);
+        return mask.reshape(delta.shape);
+    }
+
+    /// <summary><see cref="Breadcrumbs"/>' keep-mask (bool, flat) from the magnitudes |δ| (density &lt; 1).</summary>
+    public static Tensor BreadcrumbsKeep(Tensor magnitude, double density, double gamma)
+    {
+        long n = magnitude.numel();
         long target = Math.Max(0, KeepCount(density, n));
         long top = Math.Max(0, (long)Math.Floor(gamma * n));
         long bottom = n - target - top;
         if (bottom < 0) { top += bottom; }
         // ranks [top, top + target): the top (top + target) without the top (top)
-        using var magnitude = delta.abs();
         using var upTo = TopRanked(magnitude, top + target);
         using var outliers = TopRanked(magnitude, top);
-        using var window = upTo.logical_and(outliers.logical_not_());
-        using var mask = window.to(delta.dtype);
-        return mask.reshape(delta.shape);
+        return upTo.logical_and(outliers.logical_not_());
     }
 
     /// <summary>DARE: Bernoulli(d) keep-mask drawn from <paramref name="generator"/>.</summary>
