@@ -92,7 +92,7 @@ public sealed class CausalLM : nn.Module<DecoderInput, DecoderOutput>
 
         if (input.Mixing is not null && !Linears.Values.Any(l => l.Mixture is not null))
             throw new InvalidOperationException("DecoderInput.Mixing is set but no expert library is installed");
-        if (input.Mixing is not null && Linears.Values.FirstOrDefault(l => l.Mixture is not null && l.ModulePath.Contains(".block_sparse_moe.experts.", StringComparison.Ordinal)) is { } routed)
+        if (input.Mixing is not null && Linears.Values.FirstOrDefault(l => l.Mixture is not null && (l.ModulePath.Contains(".block_sparse_moe.experts.", StringComparison.Ordinal) || l.ModulePath.Contains(".mlp.experts.", StringComparison.Ordinal))) is { } routed)
             throw new NotSupportedException($"{routed.ModulePath}: per-row expert mixing inside a sparse-MoE expert is not supported (each expert sees only the rows routed to it)");
         if (input.LayerInputs is not null) context = context with { LayerInputs = input.LayerInputs };
         var hidden = model.call(ids, context);
