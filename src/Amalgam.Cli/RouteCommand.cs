@@ -52,8 +52,8 @@ public static class RouteCommand
                 Tensors.OutputGuard.Check(dir, [parse.GetValue(run.Suite)]);
                 using var suite = ExpertSuite.Load(parse.GetValue(run.Suite)!);
                 using var context = new StrategyContext(suite, parse.GetValue(run.Quick) ? StrategyOptions.Quick with { Seed = parse.GetValue(run.Seed) } : new StrategyOptions(Seed: parse.GetValue(run.Seed)));
-                context.Learned.Save(Path.Combine(dir, "learned"));
-                context.Centroid.Save(Path.Combine(dir, "centroid"));
+                context.LearnedRouter().Value.Save(Path.Combine(dir, "learned"));
+                context.CentroidRouter().Value.Save(Path.Combine(dir, "centroid"));
                 Console.Error.WriteLine($"routers saved in {Path.Combine(dir, "learned")} and {Path.Combine(dir, "centroid")}");
             }
             run.Run(parse, entries.DistinctBy(e => e.Name).ToList());

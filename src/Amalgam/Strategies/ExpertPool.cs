@@ -58,6 +58,14 @@ public sealed class ExpertPool : IDisposable
         }
     }
 
+    /// <summary>
+    /// A pool without experts whose model is a checkpoint made from the base (a folded merge saved with the base's
+    /// tokenizer files): loads that model only, so the base itself is never read into memory; <see cref="BasePath"/>
+    /// still names the base it was made from.
+    /// </summary>
+    public static ExpertPool ModelOnly(string basePath, string modelFolder, TorchSharp.torch.Device? device = null) =>
+        new(basePath, [], TokenizerLoader.Load(modelFolder), CheckpointLoader.Load(modelFolder, device: device), []);
+
     public void Dispose()
     {
         Library?.Dispose();

@@ -32,18 +32,21 @@ public static class RoutingStrategies
     /// </summary>
     public static Strategy Learned(StrategyContext c, int topK, RouteAggregation aggregation, FeatureSource source = default, string? name = null)
     {
-        var (router, seconds) = c.LearnedOn(source);
+        var (router, seconds) = c.LearnedRouter(source);
         return Routed(c, name ?? $"route-learned-top{topK}{Suffix(topK, aggregation)}{(source.IsFinal ? "" : "-" + source)}", router, topK, aggregation, seconds,
             $"MLP on the base model's mean-pooled {Describe(c, source)}, trained on validation task labels",
             m => m.LearnedRouter(topK, c.RouterSizes, source) + (aggregation == RouteAggregation.Outputs ? m.Ensemble(topK) - m.Loras(topK) : 0),
             Costs.Mlp(c.RouterSizes), source);
     }
 
-    public static Strategy Centroid(StrategyContext c, int topK, RouteAggregation aggregation) =>
-        Routed(c, $"route-centroid-top{topK}{Suffix(topK, aggregation)}", c.Centroid, topK, aggregation, c.CentroidSeconds,
+    public static Strategy Centroid(StrategyContext c, int topK, RouteAggregation aggregation)
+    {
+        var (router, seconds) = c.CentroidRouter();
+        return Routed(c, $"route-centroid-top{topK}{Suffix(topK, aggregation)}", router, topK, aggregation, seconds,
             "nearest centroid (cosine, softmax at T = 0.05) of each task's validation prompt states",
             m => m.CentroidRouter(c.Suite.Count, topK) + (aggregation == RouteAggregation.Outputs ? m.Ensemble(topK) - m.Loras(topK) : 0),
             (long)c.Suite.Count * c.Suite.Model.Config.HiddenSize, FeatureSource.Final);
+    }
 
     /// <summary>What a feature source reads, in words, for a description.</summary>
     public static string Describe(StrategyContext c, FeatureSource source) => source.Layers switch
@@ -56,9 +59,7 @@ public static class RoutingStrategies
     /// <summary>Arrow: per token and per module, top-k of |⟨x, vₑ⟩| over the experts' prototypes, softmax; training-free.</summary>
     public static Strategy Arrow(StrategyContext c, int topK)
     {
-        var clock = System.Diagnostics.Stopwatch.StartNew();
-        var prototypes = c.Prototypes;
-        double seconds = clock.Elapsed.TotalSeconds;
+        var (prototypes, seconds) = c.ArrowPrototypes();
         return Strategy.Deployed(new ArrowStrategy(topK, ArrowRouting.DefaultTemperature, prototypes), c.Suite.Pool, $"route-arrow-top{topK}",
             StrategyFamily.Route, null,
             $"Arrow: per token and module, top-{topK} experts by |⟨x, v⟩| with v each expert's top right singular vector of B·A (training-free)",

@@ -28,19 +28,23 @@ public static class SelectionStrategies
 {
     public static Strategy Clusters(StrategyContext c, int k, ClusterFeatures features = ClusterFeatures.Mbc)
     {
-        var clock = System.Diagnostics.Stopwatch.StartNew();
         int experts = c.Suite.Count;
         if (k < 1 || k > experts) throw new ArgumentException($"clusters: k = {k} must be between 1 and the number of experts ({experts})");
+        // Shared fits first (each charged in full), then this strategy's own work on the clock.
+        var (router, sharedSeconds) = c.LearnedRouter();
+        Shared<ArrowPrototypes>? prototypes = features == ClusterFeatures.Arrow ? c.ArrowPrototypes() : null;
+        Shared<CentroidRouter>? centroids = features == ClusterFeatures.Centroids ? c.CentroidRouter() : null;
+        sharedSeconds += (prototypes?.Seconds ?? 0) + (centroids?.Seconds ?? 0);
+        var clock = System.Diagnostics.Stopwatch.StartNew();
         var points = features switch
         {
             ClusterFeatures.Mbc => ExpertFeatures.Mbc(c.Suite.Experts),
-            ClusterFeatures.Arrow => ExpertFeatures.FromRows(cat(c.Prototypes.Modules.OrderBy(p => p.Key, StringComparer.Ordinal).Select(p => p.Value.Vectors).ToArray(), 1)),
-            _ => ExpertFeatures.FromRows(c.Centroid.Centroids),
+            ClusterFeatures.Arrow => ExpertFeatures.FromRows(cat(prototypes!.Value.Value.Modules.OrderBy(p => p.Key, StringComparer.Ordinal).Select(p => p.Value.Vectors).ToArray(), 1)),
+            _ => ExpertFeatures.FromRows(centroids!.Value.Value.Centroids),
         };
         var km = KMeans.Fit(points, k, c.Options.Seed, KMeansDistance.Cosine);
         var members = km.Members();
-        var router = c.Learned;
-        double seconds = clock.Elapsed.TotalSeconds + c.LearnedRouterSeconds;
+        double seconds = clock.Elapsed.TotalSeconds + sharedSeconds;
         double meanSize = members.Sum(m => (double)m.Length * m.Length) / experts; // an expert's cluster size, tasks equally likely
         return Strategy.Deployed(new RouterStrategy(router, 1, RouteAggregation.Parameters, clusters: km.Assignments, ownsRouter: false), c.Suite.Pool,
             $"select-clusters-k{k}{(features == ClusterFeatures.Mbc ? "" : "-" + features.ToString().ToLowerInvariant())}",
@@ -60,15 +64,15 @@ public static class SelectionStrategies
     /// <summary>The greedy soup: experts sorted by their own validation score, each kept if the uniform merge does not drop.</summary>
     public static Strategy GreedySoup(StrategyContext c)
     {
+        var (individual, correctnessSeconds) = PerExpertScores(c);
         var clock = System.Diagnostics.Stopwatch.StartNew();
-        var individual = PerExpertScores(c);
         var soup = Selection.GreedySoup.Select(individual, set =>
         {
             var w = new double[c.Suite.Count];
             foreach (var k in set) w[k] = 1.0 / set.Count;
             return c.ValidationScore(MixturePredictor.Fixed(c.Suite.Model, w));
         });
-        double seconds = clock.Elapsed.TotalSeconds;
+        double seconds = clock.Elapsed.TotalSeconds + correctnessSeconds;
         var details = new JsonObject
         {
             ["chosen"] = new JsonArray(soup.Chosen.Select(k => (JsonNode)c.Suite.Names[k]).ToArray()),
@@ -88,8 +92,9 @@ public static class SelectionStrategies
     public static Strategy GreedyRouting(StrategyContext c, double? tolerance = null)
     {
         double tol = tolerance ?? c.Options.RoutingTolerance;
+        var (router, routerSeconds) = c.LearnedRouter();
+        var (correct, correctnessSeconds) = c.ExpertCorrectness();
         var clock = System.Diagnostics.Stopwatch.StartNew();
-        var router = c.Learned;
         var set = c.SelectionSet;
         double[,] probs;
         using (var features = c.Features(set.Select(d => c.Suite.PromptIds(d.Example)).ToList()))
@@ -99,8 +104,8 @@ public static class SelectionStrategies
             probs = new double[set.Count, c.Suite.Count];
             for (int n = 0; n < set.Count; n++) for (int k = 0; k < c.Suite.Count; k++) probs[n, k] = flat[n * c.Suite.Count + k];
         }
-        var result = GreedyRoutingSubset.Select(c.Suite.Count, GreedyRoutingSubset.RoutedTop1Score(c.Correct, probs), tol);
-        double seconds = clock.Elapsed.TotalSeconds + c.LearnedRouterSeconds + c.CorrectnessSeconds;
+        var result = GreedyRoutingSubset.Select(c.Suite.Count, GreedyRoutingSubset.RoutedTop1Score(correct, probs), tol);
+        double seconds = clock.Elapsed.TotalSeconds + routerSeconds + correctnessSeconds;
         return Strategy.Deployed(new RouterStrategy(router, 1, RouteAggregation.Parameters, allowed: result.Chosen, ownsRouter: false), c.Suite.Pool,
             "select-greedy-routing", StrategyFamily.Select, StrategyVariant.Greedy,
             $"learned router (top-1) restricted to {result.Chosen.Count} of {c.Suite.Count} experts: the smallest greedy set within {tol} of the full library's validation score",
@@ -116,12 +121,12 @@ public static class SelectionStrategies
             });
     }
 
-    /// <summary>Each expert's mean exact match over the held-in tasks of the selection set.</summary>
-    static double[] PerExpertScores(StrategyContext c)
+    /// <summary>Each expert's mean score over the held-in tasks of the selection set, and the seconds the shared correctness table took.</summary>
+    static (double[] Scores, double Seconds) PerExpertScores(StrategyContext c)
     {
-        var correct = c.Correct;
-        return Enumerable.Range(0, c.Suite.Count)
-            .Select(k => c.TaskMean(Enumerable.Range(0, c.SelectionSet.Count).Select(n => correct[n, k]).ToList())).ToArray();
+        var (correct, seconds) = c.ExpertCorrectness();
+        return (Enumerable.Range(0, c.Suite.Count)
+            .Select(k => c.TaskMean(Enumerable.Range(0, c.SelectionSet.Count).Select(n => correct[n, k]).ToList())).ToArray(), seconds);
     }
 
     static string Describe(ClusterFeatures f) => f switch

@@ -6,25 +6,25 @@ using static TorchSharp.torch;
 
 namespace Amalgam.Strategies;
 
+/// <summary>A value several strategies share, built once, and the seconds building it took (each user charges them).</summary>
+public readonly record struct Shared<T>(T Value, double Seconds);
+
 /// <summary>
-/// What several strategies share, computed once and only when first needed: the validation examples, the base
-/// model's prompt features, the learned and centroid routers, Arrow's prototypes, and each expert's per-example
-/// correctness on validation (for greedy selection).
+/// What several strategies share, built once and only when a strategy asks for it: the validation examples, the
+/// base model's prompt features, the learned and centroid routers, Arrow's prototypes, and each expert's per-example
+/// correctness on validation (for greedy selection). Each shared fit comes back with the seconds it took when built,
+/// so every strategy that uses it charges its full cost whatever the order the strategies run in.
 /// </summary>
 public sealed class StrategyContext(ExpertSuite suite, StrategyOptions options) : IDisposable
 {
-    private LearnedRouter? learned;
-    private readonly Dictionary<FeatureSource, (LearnedRouter Router, double Seconds)> cheaper = [];
-    private CentroidRouter? centroid;
-    private ArrowPrototypes? prototypes;
-    private double[,]? correct;
+    private readonly Dictionary<FeatureSource, Shared<LearnedRouter>> learned = [];
+    private Shared<CentroidRouter>? centroid;
+    private Shared<ArrowPrototypes>? prototypes;
+    private Shared<double[,]>? correct;
     private IReadOnlyList<LabelledExample>? selection;
 
     public ExpertSuite Suite => suite;
     public StrategyOptions Options => options;
-    public double LearnedRouterSeconds { get; private set; }
-    public double CentroidSeconds { get; private set; }
-    public double CorrectnessSeconds { get; private set; }
 
     /// <summary>The layer sizes of the learned router's MLP, for its FLOP count.</summary>
     public IReadOnlyList<int> RouterSizes { get; } = RouterLayers(suite, new LearnedRouterOptions());
@@ -35,18 +35,11 @@ public sealed class StrategyContext(ExpertSuite suite, StrategyOptions options) 
     /// <summary>Base-model mean-pooled hidden states of prompts (the library installed but inactive), [N, hidden].</summary>
     public Tensor Features(IReadOnlyList<IReadOnlyList<long>> prompts) => PromptFeatures.MeanPooled(suite.Model, prompts, suite.PadId);
 
-    public LearnedRouter Learned => learned ??= Timed(() => TrainLearned(suite.Model), s => LearnedRouterSeconds = s);
-
-    /// <summary>A learned router on the base model's features from <paramref name="source"/>, trained once, and the seconds that took.</summary>
-    public (LearnedRouter Router, double Seconds) LearnedOn(FeatureSource source)
+    /// <summary>The learned router on the base model's features from <paramref name="source"/> (default: the full prompt pass), trained once.</summary>
+    public Shared<LearnedRouter> LearnedRouter(FeatureSource source = default)
     {
-        if (source.IsFinal) return (Learned, LearnedRouterSeconds);
-        if (!cheaper.TryGetValue(source, out var trained))
-        {
-            var clock = System.Diagnostics.Stopwatch.StartNew();
-            var router = TrainLearned(suite.Model, source);
-            cheaper[source] = trained = (router, clock.Elapsed.TotalSeconds);
-        }
+        if (!learned.TryGetValue(source, out var trained))
+            learned[source] = trained = Build(() => TrainLearned(suite.Model, source));
         return trained;
     }
 
@@ -55,23 +48,25 @@ public sealed class StrategyContext(ExpertSuite suite, StrategyOptions options) 
     {
         var data = suite.Labelled(options.RouterExamplesPerTask);
         using var features = PromptFeatures.MeanPooled(model, data.Select(d => suite.PromptIds(d.Example)).ToList(), suite.PadId, source: source);
-        return LearnedRouter.Train(features, data.Select(d => d.Expert).ToList(), suite.Names, seed: options.Seed).Router;
+        return Routing.LearnedRouter.Train(features, data.Select(d => d.Expert).ToList(), suite.Names, seed: options.Seed).Router;
     }
 
-    public CentroidRouter Centroid => centroid ??= Timed(() =>
+    /// <summary>The nearest-centroid router on the base model's final prompt states, built once.</summary>
+    public Shared<CentroidRouter> CentroidRouter() => centroid ??= Build(() =>
     {
         var data = suite.Labelled(options.RouterExamplesPerTask);
         using var features = Features(data.Select(d => suite.PromptIds(d.Example)).ToList());
-        return CentroidRouter.Build(features, data.Select(d => d.Expert).ToList(), suite.Names);
-    }, s => CentroidSeconds = s);
+        return Routing.CentroidRouter.Build(features, data.Select(d => d.Expert).ToList(), suite.Names);
+    });
 
-    public ArrowPrototypes Prototypes => prototypes ??= ArrowPrototypes.Build(suite.Experts);
+    /// <summary>Arrow's prototypes (each expert's top right singular vector per module), computed once.</summary>
+    public Shared<ArrowPrototypes> ArrowPrototypes() => prototypes ??= Build(() => Routing.ArrowPrototypes.Build(suite.Experts));
 
     /// <summary>The examples greedy selection scores on.</summary>
     public IReadOnlyList<LabelledExample> SelectionSet => selection ??= suite.Labelled(options.SelectionExamplesPerTask);
 
-    /// <summary>correct[n, k]: expert k's score alone on selection example n, by its task's metric.</summary>
-    public double[,] Correct => correct ??= Timed(() =>
+    /// <summary>correct[n, k]: expert k's score alone on selection example n, by its task's metric; computed once.</summary>
+    public Shared<double[,]> ExpertCorrectness() => correct ??= Build(() =>
     {
         var result = new double[SelectionSet.Count, suite.Count];
         for (int k = 0; k < suite.Count; k++)
@@ -80,7 +75,7 @@ public sealed class StrategyContext(ExpertSuite suite, StrategyOptions options) 
             for (int n = 0; n < scores.Length; n++) result[n, k] = scores[n];
         }
         return result;
-    }, s => CorrectnessSeconds = s);
+    });
 
     /// <summary>Mean validation score over the held-in tasks (selection set) of a predictor, each task by its own metric.</summary>
     public double ValidationScore(IPredictor predictor) => TaskMean(SelectionScores(predictor));
@@ -118,19 +113,17 @@ public sealed class StrategyContext(ExpertSuite suite, StrategyOptions options) 
         return v;
     }
 
-    static T Timed<T>(Func<T> make, Action<double> seconds)
+    static Shared<T> Build<T>(Func<T> make)
     {
         var clock = System.Diagnostics.Stopwatch.StartNew();
         var value = make();
-        seconds(clock.Elapsed.TotalSeconds);
-        return value;
+        return new Shared<T>(value, clock.Elapsed.TotalSeconds);
     }
 
     public void Dispose()
     {
-        learned?.Dispose();
-        foreach (var (router, _) in cheaper.Values) router.Dispose();
-        centroid?.Dispose();
-        prototypes?.Dispose();
+        foreach (var router in learned.Values) router.Value.Dispose();
+        centroid?.Value.Dispose();
+        prototypes?.Value.Dispose();
     }
 }

@@ -116,6 +116,21 @@ public class StrategyFolderTests
         Assert.Contains("only 2 layers", error);
     }
 
+    [Fact]
+    public void A_folded_merge_loads_its_own_checkpoint_only_not_the_base_beside_it()
+    {
+        using var f = new Fixture();
+        var merged = CheckpointLoader.Load(f.Pool.BasePath);
+        f.Pool.Experts[0].FoldInto(merged);
+        using var expected = merged.parameters().First().detach().clone();
+        using (var s = new MergedModelStrategy(merged, null) { Name = "m", Family = "merge" }) StrategyFolder.Save(s, f.Pool, f.Dir["m"]);
+        using var loaded = StrategyFolder.Load(f.Dir["m"]);
+        var strategy = Assert.IsType<MergedModelStrategy>(loaded.Strategy);
+        Assert.Same(loaded.Pool.Model, strategy.Model);                 // one model in memory: the merge
+        Assert.Equal(Path.GetFullPath(f.Pool.BasePath), Path.GetFullPath(loaded.Pool.BasePath)); // provenance kept
+        Assert.True(expected.allclose(strategy.Model.parameters().First(), rtol: 0, atol: 0));
+    }
+
     static string SavedEnsemble(Fixture f)
     {
         using var s = new EnsembleStrategy([0.5, 0.5], EnsembleAggregation.Probabilities) { Name = "e", Family = "ensemble" };

@@ -8,9 +8,10 @@ namespace Amalgam.Strategies.Saved;
 /// <summary>
 /// A merge folded into one model (any merge method, fitted coefficients, a greedy soup): served at the base's cost.
 /// Saved as a full checkpoint in <c>model/</c> (with the base's tokenizer files, so it also runs as a plain model)
-/// and the recipe that made it.
+/// and the recipe that made it. Loaded again, the model is the pool's own (<see cref="ExpertPool.ModelOnly"/>), which
+/// frees it.
 /// </summary>
-public sealed class MergedModelStrategy(CausalLM model, string? recipe) : DeployableStrategy
+public sealed class MergedModelStrategy(CausalLM model, string? recipe, bool ownsModel = true) : DeployableStrategy
 {
     public const string ModelFolder = "model";
 
@@ -29,13 +30,18 @@ public sealed class MergedModelStrategy(CausalLM model, string? recipe) : Deploy
         return new JsonObject { ["model"] = ModelFolder, ["recipe"] = recipe is null ? null : "recipe.yaml" };
     }
 
+    /// <summary>The saved checkpoint's folder.</summary>
+    public static string ModelPath(string dir, SavedParameters p) => Path.Combine(dir, p.String("model"));
+
+    /// <summary>The saved merge on <paramref name="pool"/>, whose model is the saved checkpoint (<see cref="ExpertPool.ModelOnly"/>).</summary>
     public static MergedModelStrategy Load(string dir, SavedParameters p, ExpertPool pool)
     {
-        string folder = Path.Combine(dir, p.String("model"));
         var recipeFile = p.Optional("recipe") is JsonValue v && v.TryGetValue<string>(out var r) ? Path.Combine(dir, r) : null;
-        return new MergedModelStrategy(CheckpointLoader.Load(folder, device: pool.Model.parameters().First().device),
-            recipeFile is not null && File.Exists(recipeFile) ? File.ReadAllText(recipeFile) : null);
+        return new MergedModelStrategy(pool.Model, recipeFile is not null && File.Exists(recipeFile) ? File.ReadAllText(recipeFile) : null, ownsModel: false);
     }
 
-    public override void Dispose() => model.Dispose();
+    public override void Dispose()
+    {
+        if (ownsModel) model.Dispose();
+    }
 }

@@ -109,10 +109,13 @@ public static class StrategyFolder
         bool usesExperts = kind is not (StrategyKinds.MergedModel or StrategyKinds.TwinMerging);
         if (usesExperts)
             for (int i = 0; i < named.Count; i++) CheckHash(named[i].Path, named[i].Hash, file, $"experts[{i}]");
-        var pool = ExpertPool.Load(basePath, usesExperts ? named.Select(e => (e.Name, e.Path)).ToList() : [], device);
+        var p = new SavedParameters(root["parameters"] as JsonObject ?? throw new InvalidDataException($"{file}: parameters: missing"), file);
+        // A folded merge runs on its own checkpoint alone: the base is checked by hash but not loaded.
+        var pool = kind == StrategyKinds.MergedModel
+            ? ExpertPool.ModelOnly(basePath, MergedModelStrategy.ModelPath(dir, p), device)
+            : ExpertPool.Load(basePath, usesExperts ? named.Select(e => (e.Name, e.Path)).ToList() : [], device);
         try
         {
-            var p = new SavedParameters(root["parameters"] as JsonObject ?? throw new InvalidDataException($"{file}: parameters: missing"), file);
             DeployableStrategy strategy = kind switch
             {
                 StrategyKinds.MergedModel => MergedModelStrategy.Load(dir, p, pool),
