@@ -120,6 +120,7 @@ public static class FlopCounter
     /// </summary>
     public static long Parameters(DecoderConfig config)
     {
+        if (config.IsMixtral || config.IsQwen2Moe) return config.ParameterCount; // every expert, router and shared expert
         long h = config.HiddenSize, v = config.VocabSize;
         long q = (long)config.NumAttentionHeads * config.HeadDim, kv = (long)config.KeyValueHeads * config.HeadDim;
         long perLayer = LayerModules.Sum(m => { var (i, o) = ModuleShape(config, m); return i * o; }) + 2 * h;
