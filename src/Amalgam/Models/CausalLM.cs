@@ -4,7 +4,7 @@ using static TorchSharp.torch;
 namespace Amalgam.Models;
 
 /// <summary>
-/// A decoder of the Llama, Mistral, Qwen2/3, Gemma 2/3, Phi-3 and Mixtral families (configured by <see cref="DecoderConfig"/>,
+/// A decoder of the Llama, Mistral, Qwen2/3, Gemma 2/3, Phi-3, Mixtral and Qwen2-MoE families (configured by <see cref="DecoderConfig"/>,
 /// one code path) whose module names are the checkpoint's keys, so weights load one to one. Build it with
 /// <see cref="CheckpointLoader"/>.
 /// </summary>

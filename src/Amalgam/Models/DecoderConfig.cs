@@ -5,7 +5,7 @@ namespace Amalgam.Models;
 
 /// <summary>
 /// A Hugging Face decoder's <c>config.json</c> (Llama, Mistral, Qwen2, Qwen3, Gemma 2, Gemma 3 text, Phi-3 and
-/// Mixtral families), mirrored field by field and validated once at load: anything this decoder cannot run exactly is
+/// Mixtral, Qwen2-MoE families), mirrored field by field and validated once at load: anything this decoder cannot run exactly is
 /// refused, naming the field. What each family does differently is derived in DecoderConfig.Families.cs.
 /// </summary>
 public sealed partial class DecoderConfig
@@ -69,12 +69,18 @@ public sealed partial class DecoderConfig
     [JsonPropertyName("num_experts_per_tok")] public int NumExpertsPerToken { get => numExpertsPerToken ?? (IsQwen2Moe ? 4 : 2); set => numExpertsPerToken = value; }
     private int? numExpertsPerToken;
     /// <summary>Qwen2-MoE (Qwen2MoeConfig's defaults): routed experts, their width, the shared expert's width, whether the top-k weights are renormalised, which layers are sparse.</summary>
-    [JsonPropertyName("num_experts")] public int NumExperts { get; set; } = 60;
-    [JsonPropertyName("moe_intermediate_size")] public int MoeIntermediateSize { get; set; } = 1408;
-    [JsonPropertyName("shared_expert_intermediate_size")] public int SharedExpertIntermediateSize { get; set; } = 5632;
-    [JsonPropertyName("norm_topk_prob")] public bool NormTopkProb { get; set; }
-    [JsonPropertyName("decoder_sparse_step")] public int DecoderSparseStep { get; set; } = 1;
+    /// (Nullable as read, so that a saved config of another family does not gain these fields.)
+    [JsonPropertyName("num_experts")] public int? NumExpertsField { get; set; }
+    [JsonPropertyName("moe_intermediate_size")] public int? MoeIntermediateSizeField { get; set; }
+    [JsonPropertyName("shared_expert_intermediate_size")] public int? SharedExpertIntermediateSizeField { get; set; }
+    [JsonPropertyName("norm_topk_prob")] public bool? NormTopkProbField { get; set; }
+    [JsonPropertyName("decoder_sparse_step")] public int? DecoderSparseStepField { get; set; }
     [JsonPropertyName("mlp_only_layers")] public List<int>? MlpOnlyLayers { get; set; }
+    [JsonIgnore] public int NumExperts => NumExpertsField ?? 60;
+    [JsonIgnore] public int MoeIntermediateSize => MoeIntermediateSizeField ?? 1408;
+    [JsonIgnore] public int SharedExpertIntermediateSize => SharedExpertIntermediateSizeField ?? 5632;
+    [JsonIgnore] public bool NormTopkProb => NormTopkProbField ?? false;
+    [JsonIgnore] public int DecoderSparseStep => DecoderSparseStepField ?? 1;
 
     /// <summary>The file this configuration was read from, for error messages.</summary>
     [JsonIgnore] public string Source { get; private set; } = "config.json";
