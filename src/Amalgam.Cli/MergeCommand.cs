@@ -97,7 +97,7 @@ public static class MergeCommand
             recipe = recipe with { OutShardSize = ByteSize.TryParse(z, out long bytes) ? bytes : throw new ArgumentException($"--out-shard-size: expected a size such as 5B, 500M or 1000000, got '{z}'") };
         var summary = MoeMerge.Run(recipe, outDir);
         foreach (var note in summary.Notes) Console.Error.WriteLine($"amalgam: note: {note}");
-        Console.WriteLine($"built a Mixtral MoE of {recipe.Experts.Count} experts ({recipe.ExpertsPerToken} per token, gate_mode {recipe.GateMode}) into {summary.OutputFolder}: " +
+        Console.WriteLine($"built a {(recipe.Qwen ? "Qwen2-MoE" : "Mixtral MoE")} of {recipe.Experts.Count} experts{(recipe.Qwen ? " and a shared expert" : "")} ({recipe.ExpertsPerToken} per token, gate_mode {recipe.GateMode}) into {summary.OutputFolder}: " +
                           $"{summary.TensorsMerged} router and {summary.TensorsCopied} copied tensors, {ByteSize.Format(summary.BytesWritten)} written, {ByteSize.Format(summary.BytesRead)} read in {summary.Elapsed.TotalSeconds:0.0} s");
         return 0;
     }

@@ -51,9 +51,26 @@ public static class FlopCounter
         return (w * (w + 1) / 2.0 + (tokens - w) * w) / tokens;
     }
 
-    /// <summary>FLOPs of the linear layers of one decoder layer for one token (no attention products).</summary>
+    /// <summary>
+    /// FLOPs of the linear layers of decoder layer <paramref name="layer"/> for one token (no attention products).
+    /// A sparse-MoE layer is counted top-k sparse, as it runs: the k experts each token is routed to (not all of
+    /// them), the router (hidden → experts), and for Qwen2-MoE the shared expert and its [1, hidden] gate.
+    /// </summary>
+    public static double LayerLinearFlopsPerToken(DecoderConfig config, int layer)
+    {
+        double attention = LayerModules.Take(4).Sum(m => { var (i, o) = ModuleShape(config, m); return 2.0 * i * o; });
+        double h = config.HiddenSize;
+        if (config.IsMixtral)
+            return attention + config.NumExpertsPerToken * 2.0 * 3 * h * config.IntermediateSize + 2.0 * h * config.NumLocalExperts;
+        if (config.IsSparseLayer(layer))
+            return attention + config.NumExpertsPerToken * 2.0 * 3 * h * config.MoeIntermediateSize + 2.0 * h * config.NumExperts
+                + 2.0 * 3 * h * config.SharedExpertIntermediateSize + 2.0 * h;
+        return attention + LayerModules.Skip(4).Sum(m => { var (i, o) = ModuleShape(config, m); return 2.0 * i * o; });
+    }
+
+    /// <summary>The mean over the layers of <see cref="LayerLinearFlopsPerToken(DecoderConfig, int)"/> (every layer's, for a dense model).</summary>
     public static double LayerLinearFlopsPerToken(DecoderConfig config) =>
-        LayerModules.Sum(m => { var (i, o) = ModuleShape(config, m); return 2.0 * i * o; });
+        Enumerable.Range(0, config.NumHiddenLayers).Average(l => LayerLinearFlopsPerToken(config, l));
 
     /// <summary>Attention's QKᵀ and AV products for one token attending to <paramref name="attendedPositions"/> keys, one layer.</summary>
     public static double AttentionFlopsPerToken(DecoderConfig config, double attendedPositions) =>
@@ -68,7 +85,8 @@ public static class FlopCounter
     /// (a router's features stop at the final norm).
     /// </summary>
     public static double ForwardFlopsPerToken(DecoderConfig config, double attendedPositions, bool withLmHead = true) =>
-        config.NumHiddenLayers * (LayerLinearFlopsPerToken(config) + AttentionFlopsPerToken(config, attendedPositions))
+        Enumerable.Range(0, config.NumHiddenLayers).Sum(l => LayerLinearFlopsPerToken(config, l))
+        + config.NumHiddenLayers * AttentionFlopsPerToken(config, attendedPositions)
         + (withLmHead ? LmHeadFlopsPerToken(config) : 0);
 
     /// <summary>One LoRA of rank r on a module, unfolded: x·Aᵀ (r·in multiply-adds) then ·Bᵀ (out·r): 2·r·(in + out).</summary>
@@ -102,6 +120,7 @@ public static class FlopCounter
     /// </summary>
     public static long Parameters(DecoderConfig config)
     {
+        if (config.IsMixtral || config.IsQwen2Moe) return config.ParameterCount; // every expert, router and shared expert
         long h = config.HiddenSize, v = config.VocabSize;
         long q = (long)config.NumAttentionHeads * config.HeadDim, kv = (long)config.KeyValueHeads * config.HeadDim;
         long perLayer = LayerModules.Sum(m => { var (i, o) = ModuleShape(config, m); return i * o; }) + 2 * h;

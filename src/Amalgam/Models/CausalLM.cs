@@ -4,7 +4,7 @@ using static TorchSharp.torch;
 namespace Amalgam.Models;
 
 /// <summary>
-/// A decoder of the Llama, Mistral, Qwen2/3, Gemma 2/3, Phi-3 and Mixtral families (configured by <see cref="DecoderConfig"/>,
+/// A decoder of the Llama, Mistral, Qwen2/3, Gemma 2/3, Phi-3, Mixtral and Qwen2-MoE families (configured by <see cref="DecoderConfig"/>,
 /// one code path) whose module names are the checkpoint's keys, so weights load one to one. Build it with
 /// <see cref="CheckpointLoader"/>.
 /// </summary>
@@ -92,7 +92,7 @@ public sealed class CausalLM : nn.Module<DecoderInput, DecoderOutput>
 
         if (input.Mixing is not null && !Linears.Values.Any(l => l.Mixture is not null))
             throw new InvalidOperationException("DecoderInput.Mixing is set but no expert library is installed");
-        if (input.Mixing is not null && Linears.Values.FirstOrDefault(l => l.Mixture is not null && l.ModulePath.Contains(".block_sparse_moe.experts.", StringComparison.Ordinal)) is { } routed)
+        if (input.Mixing is not null && Linears.Values.FirstOrDefault(l => l.Mixture is not null && (l.ModulePath.Contains(".block_sparse_moe.experts.", StringComparison.Ordinal) || l.ModulePath.Contains(".mlp.experts.", StringComparison.Ordinal))) is { } routed)
             throw new NotSupportedException($"{routed.ModulePath}: per-row expert mixing inside a sparse-MoE expert is not supported (each expert sees only the rows routed to it)");
         if (input.LayerInputs is not null) context = context with { LayerInputs = input.LayerInputs };
         var hidden = model.call(ids, context);

@@ -16,10 +16,15 @@ public sealed partial class DecoderConfig
 
     string? Arch => Architectures?.FirstOrDefault(SupportedArchitectures.ContainsKey);
     [JsonIgnore] public bool IsGemma => Arch is "Gemma2ForCausalLM" or "Gemma3ForCausalLM";
-    bool IsQwen => Arch is "Qwen2ForCausalLM" or "Qwen3ForCausalLM";
+    bool IsQwen => Arch is "Qwen2ForCausalLM" or "Qwen3ForCausalLM" or "Qwen2MoeForCausalLM";
     bool IsPhi3 => Arch == "Phi3ForCausalLM";
     /// <summary>Mixtral: Mistral's attention with a sparse mixture of SwiGLU experts in place of the MLP.</summary>
     [JsonIgnore] public bool IsMixtral => Arch == "MixtralForCausalLM";
+    /// <summary>Qwen2-MoE: Qwen2's attention; sparse layers hold routed experts plus a shared expert behind a sigmoid gate.</summary>
+    [JsonIgnore] public bool IsQwen2Moe => Arch == "Qwen2MoeForCausalLM";
+
+    /// <summary>Whether layer <paramref name="layer"/> has a sparse MoE block: every Mixtral layer; for Qwen2-MoE, transformers' rule (not in mlp_only_layers, num_experts &gt; 0, (layer + 1) % decoder_sparse_step == 0).</summary>
+    public bool IsSparseLayer(int layer) => IsMixtral || IsQwen2Moe && !(MlpOnlyLayers?.Contains(layer) ?? false) && NumExperts > 0 && (layer + 1) % DecoderSparseStep == 0;
 
     /// <summary>head_dim, else the config class's default: 256 for Gemma, 128 for Qwen3, hidden / heads otherwise.</summary>
     [JsonIgnore]
@@ -31,8 +36,8 @@ public sealed partial class DecoderConfig
     };
 
     /// <summary>Qwen2 always has q/k/v biases (and none on o_proj); Phi-3 and Mixtral have none; the others follow <c>attention_bias</c>.</summary>
-    [JsonIgnore] public bool QkvBias => Arch == "Qwen2ForCausalLM" || (!IsPhi3 && !IsMixtral && AttentionBias);
-    [JsonIgnore] public bool OutputBias => Arch != "Qwen2ForCausalLM" && !IsPhi3 && !IsMixtral && AttentionBias;
+    [JsonIgnore] public bool QkvBias => Arch is "Qwen2ForCausalLM" or "Qwen2MoeForCausalLM" || (!IsPhi3 && !IsMixtral && AttentionBias);
+    [JsonIgnore] public bool OutputBias => Arch is not ("Qwen2ForCausalLM" or "Qwen2MoeForCausalLM") && !IsPhi3 && !IsMixtral && AttentionBias;
 
     /// <summary>Phi-3: one <c>qkv_proj</c> and one <c>gate_up_proj</c> instead of q/k/v and gate/up.</summary>
     [JsonIgnore] public bool FusedProjections => IsPhi3;
@@ -96,7 +101,7 @@ public sealed partial class DecoderConfig
         {
             "Gemma2ForCausalLM" => i % 2 == 0 ? Sliding : Full,
             "Gemma3ForCausalLM" => (i + 1) % (SlidingWindowPattern ?? 6) != 0 ? Sliding : Full,
-            "Qwen2ForCausalLM" or "Qwen3ForCausalLM" => WindowSize is not null && i >= (MaxWindowLayers ?? 28) ? Sliding : Full,
+            "Qwen2ForCausalLM" or "Qwen3ForCausalLM" or "Qwen2MoeForCausalLM" => WindowSize is not null && i >= (MaxWindowLayers ?? 28) ? Sliding : Full,
             _ => WindowSize is not null ? Sliding : Full,
         };
 
@@ -128,6 +133,13 @@ public sealed partial class DecoderConfig
             if (NumLocalExperts <= 0) throw Error("num_local_experts", $"must be a positive integer, got {NumLocalExperts}");
             if (NumExpertsPerToken <= 0 || NumExpertsPerToken > NumLocalExperts)
                 throw Error("num_experts_per_tok", $"must be between 1 and num_local_experts ({NumLocalExperts}), got {NumExpertsPerToken}");
+        }
+        if (IsQwen2Moe)
+        {
+            foreach (var (field, value) in new[] { ("num_experts", NumExperts), ("moe_intermediate_size", MoeIntermediateSize), ("shared_expert_intermediate_size", SharedExpertIntermediateSize), ("decoder_sparse_step", DecoderSparseStep) })
+                if (value <= 0) throw Error(field, $"must be a positive integer, got {value}");
+            if (NumExpertsPerToken <= 0 || NumExpertsPerToken > NumExperts)
+                throw Error("num_experts_per_tok", $"must be between 1 and num_experts ({NumExperts}), got {NumExpertsPerToken}");
         }
         if (SlidingWindowPattern is <= 0) throw Error("sliding_window_pattern", $"must be positive, got {SlidingWindowPattern}");
         if (EffectiveSlidingWindow is <= 0) throw Error("sliding_window", $"must be positive, got {EffectiveSlidingWindow}");

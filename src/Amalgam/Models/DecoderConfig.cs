@@ -5,7 +5,7 @@ namespace Amalgam.Models;
 
 /// <summary>
 /// A Hugging Face decoder's <c>config.json</c> (Llama, Mistral, Qwen2, Qwen3, Gemma 2, Gemma 3 text, Phi-3 and
-/// Mixtral families), mirrored field by field and validated once at load: anything this decoder cannot run exactly is
+/// Mixtral, Qwen2-MoE families), mirrored field by field and validated once at load: anything this decoder cannot run exactly is
 /// refused, naming the field. What each family does differently is derived in DecoderConfig.Families.cs.
 /// </summary>
 public sealed partial class DecoderConfig
@@ -20,6 +20,7 @@ public sealed partial class DecoderConfig
         ["Gemma3ForCausalLM"] = "gemma3_text",
         ["Phi3ForCausalLM"] = "phi3",
         ["MixtralForCausalLM"] = "mixtral",
+        ["Qwen2MoeForCausalLM"] = "qwen2_moe",
     };
 
     [JsonPropertyName("architectures")] public List<string>? Architectures { get; set; }
@@ -64,7 +65,22 @@ public sealed partial class DecoderConfig
     [JsonPropertyName("torch_dtype")] public string? TorchDtype { get; set; }
     /// <summary>Mixtral: experts per sparse-MoE layer and how many each token is routed to (MixtralConfig's defaults 8 and 2).</summary>
     [JsonPropertyName("num_local_experts")] public int NumLocalExperts { get; set; } = 8;
-    [JsonPropertyName("num_experts_per_tok")] public int NumExpertsPerToken { get; set; } = 2;
+    /// <summary>Experts each token is routed to: Mixtral's default 2, Qwen2-MoE's 4.</summary>
+    [JsonPropertyName("num_experts_per_tok")] public int NumExpertsPerToken { get => numExpertsPerToken ?? (IsQwen2Moe ? 4 : 2); set => numExpertsPerToken = value; }
+    private int? numExpertsPerToken;
+    /// <summary>Qwen2-MoE (Qwen2MoeConfig's defaults): routed experts, their width, the shared expert's width, whether the top-k weights are renormalised, which layers are sparse.</summary>
+    /// (Nullable as read, so that a saved config of another family does not gain these fields.)
+    [JsonPropertyName("num_experts")] public int? NumExpertsField { get; set; }
+    [JsonPropertyName("moe_intermediate_size")] public int? MoeIntermediateSizeField { get; set; }
+    [JsonPropertyName("shared_expert_intermediate_size")] public int? SharedExpertIntermediateSizeField { get; set; }
+    [JsonPropertyName("norm_topk_prob")] public bool? NormTopkProbField { get; set; }
+    [JsonPropertyName("decoder_sparse_step")] public int? DecoderSparseStepField { get; set; }
+    [JsonPropertyName("mlp_only_layers")] public List<int>? MlpOnlyLayers { get; set; }
+    [JsonIgnore] public int NumExperts => NumExpertsField ?? 60;
+    [JsonIgnore] public int MoeIntermediateSize => MoeIntermediateSizeField ?? 1408;
+    [JsonIgnore] public int SharedExpertIntermediateSize => SharedExpertIntermediateSizeField ?? 5632;
+    [JsonIgnore] public bool NormTopkProb => NormTopkProbField ?? false;
+    [JsonIgnore] public int DecoderSparseStep => DecoderSparseStepField ?? 1;
 
     /// <summary>The file this configuration was read from, for error messages.</summary>
     [JsonIgnore] public string Source { get; private set; } = "config.json";
@@ -136,10 +152,15 @@ public sealed partial class DecoderConfig
             checked
             {
                 long h = HiddenSize, q = (long)NumAttentionHeads * HeadDim, kv = (long)KeyValueHeads * HeadDim;
-                long mlp = 3 * h * IntermediateSize;
-                if (IsMixtral) mlp = NumLocalExperts * mlp + h * NumLocalExperts; // the experts and the router
-                long layer = h * q + 2 * h * kv + q * h + mlp + 2 * h;
-                return (long)VocabSize * h * (TieWordEmbeddings ? 1 : 2) + NumHiddenLayers * layer + h;
+                long attention = h * q + 2 * h * kv + q * h + (QkvBias ? q + 2 * kv : 0) + 2 * h, layers = 0;
+                for (int l = 0; l < NumHiddenLayers; l++)
+                {
+                    long mlp = 3 * h * IntermediateSize;
+                    if (IsMixtral) mlp = NumLocalExperts * mlp + h * NumLocalExperts; // the experts and the router
+                    else if (IsSparseLayer(l)) mlp = NumExperts * 3 * h * MoeIntermediateSize + h * NumExperts + 3 * h * SharedExpertIntermediateSize + h; // + shared expert and its gate
+                    layers += attention + mlp;
+                }
+                return (long)VocabSize * h * (TieWordEmbeddings ? 1 : 2) + layers + h;
             }
         }
     }

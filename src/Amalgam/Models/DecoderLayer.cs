@@ -10,7 +10,8 @@ namespace Amalgam.Models;
 public sealed class DecoderLayer : nn.Module<Tensor, ForwardContext, Tensor>
 {
     private readonly Attention self_attn;
-    private readonly GatedMlp? mlp;
+    /// <summary>The dense MLP, or Qwen2-MoE's sparse block (also named <c>mlp</c> in its checkpoints).</summary>
+    private readonly nn.Module<Tensor, ForwardContext, Tensor>? mlp;
     private readonly SparseMoeBlock? block_sparse_moe;
     private readonly RmsNorm input_layernorm;
     private readonly RmsNorm post_attention_layernorm;
@@ -21,6 +22,7 @@ public sealed class DecoderLayer : nn.Module<Tensor, ForwardContext, Tensor>
     {
         self_attn = new Attention(nameof(self_attn), c, layer, dtype);
         if (c.IsMixtral) block_sparse_moe = new SparseMoeBlock(nameof(block_sparse_moe), c, dtype);
+        else if (c.IsQwen2Moe && c.IsSparseLayer(layer)) mlp = new Qwen2MoeSparseBlock(nameof(mlp), c, dtype);
         else mlp = new GatedMlp(nameof(mlp), c, dtype);
         input_layernorm = new RmsNorm(nameof(input_layernorm), c.HiddenSize, c.RmsNormEps, dtype, c.OffsetNorms);
         post_attention_layernorm = new RmsNorm(nameof(post_attention_layernorm), c.HiddenSize, c.RmsNormEps, dtype, c.OffsetNorms);

@@ -15,16 +15,18 @@ public sealed class GatedMlp : nn.Module<Tensor, ForwardContext, Tensor>
     private readonly AdaptableLinear down_proj;
     private readonly Activation activation;
 
-    public GatedMlp(string name, DecoderConfig c, ScalarType dtype) : base(name)
+    /// <param name="intermediate">the width, when not <c>intermediate_size</c> (a Qwen2-MoE expert or shared expert)</param>
+    public GatedMlp(string name, DecoderConfig c, ScalarType dtype, int? intermediate = null) : base(name)
     {
+        int ff = intermediate ?? c.IntermediateSize;
         if (c.FusedProjections)
-            gate_up_proj = new AdaptableLinear(nameof(gate_up_proj), c.HiddenSize, 2L * c.IntermediateSize, c.MlpBias, dtype);
+            gate_up_proj = new AdaptableLinear(nameof(gate_up_proj), c.HiddenSize, 2L * ff, c.MlpBias, dtype);
         else
         {
-            gate_proj = new AdaptableLinear(nameof(gate_proj), c.HiddenSize, c.IntermediateSize, c.MlpBias, dtype);
-            up_proj = new AdaptableLinear(nameof(up_proj), c.HiddenSize, c.IntermediateSize, c.MlpBias, dtype);
+            gate_proj = new AdaptableLinear(nameof(gate_proj), c.HiddenSize, ff, c.MlpBias, dtype);
+            up_proj = new AdaptableLinear(nameof(up_proj), c.HiddenSize, ff, c.MlpBias, dtype);
         }
-        down_proj = new AdaptableLinear(nameof(down_proj), c.IntermediateSize, c.HiddenSize, c.MlpBias, dtype);
+        down_proj = new AdaptableLinear(nameof(down_proj), ff, c.HiddenSize, c.MlpBias, dtype);
         activation = c.Activation;
         RegisterComponents();
     }

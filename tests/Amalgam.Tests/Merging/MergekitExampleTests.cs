@@ -320,7 +320,7 @@ public class MergekitExampleTests
     [InlineData("zipit.yml", "models:\n  - model: psmathur/orca_mini_v3_13b\n    parameters:\n      density: 0.5\nmerge_method: ties\nbase_model: TheBloke/Llama-2-13B-fp16\ndtype: float16\nalign_weights: \"zipit\"\n",
         "zipit.yml: align_weights: unknown field")]
     [InlineData("chipalign.yml", "models:\n  - model: instruction_model_path\n  - model: chip_model_path\nmerge_method: nuslerp\nparameters:\n  geodesic: true\n  lambda: 0.5\n  nuslerp_flatten: true\ntokenizer:\n  source: \"union\"\ndtype: bfloat16\n",
-        "chipalign.yml: tokenizer: the tokenizer block (vocabulary union, per-token embedding sources) is not supported")]
+        "chipalign.yml: parameters.geodesic: ChipAlign's geodesic interpolation (geodesic, lambda) is not implemented; nuslerp takes")]
     public void A_mergekit_example_amalgam_lacks_is_refused_naming_it(string example, string yaml, string expected)
     {
         var e = Assert.Throws<InvalidDataException>(() => MergePlan.Parse(yaml, example));

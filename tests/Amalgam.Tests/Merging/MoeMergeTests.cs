@@ -133,8 +133,8 @@ public class MoeMergeTests
     [Theory]
     [InlineData(4, "", "recipe: experts: 3 experts are fewer than experts_per_token (4)")]
     [InlineData(0, "", "recipe: experts_per_token: must be at least 1, got 0")]
-    [InlineData(2, "shared_experts:\n  - source_model: x\n", "recipe: shared_experts: shared experts (mergekit-moe's Qwen2-MoE and DeepSeek-MoE outputs) are not supported")]
-    [InlineData(2, "architecture: qwen\n", "recipe: architecture: 'qwen' is not supported")]
+    [InlineData(2, "shared_experts:\n  - source_model: x\n", "recipe: shared_experts: shared experts need architecture: qwen")]
+    [InlineData(2, "architecture: qwen\n", "recipe: shared_experts: architecture: qwen needs exactly one shared expert")]
     [InlineData(2, "tokenizer_source: union\n", "recipe: tokenizer_source: unknown field of a mergekit-moe config")]
     public void A_bad_moe_config_is_refused_naming_the_field(int k, string extra, string expected)
     {
@@ -206,5 +206,57 @@ public class MoeGateLeakTests
         using (var h = MoeGates.Hidden(model, prompts, average: true))
         using (var c = MoeGates.Cheap(model.Linears["lm_head"].Weight, prompts, 2)) { }
         Assert.Equal(before, Live());
+    }
+}
+
+/// <summary>mergekit-moe's Qwen output (<c>architecture: qwen</c>, one shared expert): layout, config and gates.</summary>
+public class QwenMoeMergeTests
+{
+    [Fact]
+    public void Architecture_qwen_builds_a_qwen2_moe_with_its_shared_expert_and_gate()
+    {
+        var experts = MixtralTests.Cases().GetProperty("experts").EnumerateArray().ToList();
+        string Block(JsonElement e, string indent) =>
+            $"{indent}- source_model: {MixtralTests.Moe(Path.Combine("experts", e.GetProperty("name").GetString()!))}\n{indent}  positive_prompts:\n"
+            + string.Concat(e.GetProperty("positive").EnumerateArray().Select(p => $"{indent}    - {JsonSerializer.Serialize(p.GetString())}\n"))
+            + (e.GetProperty("negative").GetArrayLength() == 0 ? "" : $"{indent}  negative_prompts:\n"
+               + string.Concat(e.GetProperty("negative").EnumerateArray().Select(p => $"{indent}    - {JsonSerializer.Serialize(p.GetString())}\n")));
+        string yaml = $"base_model: {TestData.Golden("llama_gqa")}\narchitecture: qwen\ngate_mode: hidden\nexperts_per_token: 1\nexperts:\n"
+            + Block(experts[0], "  ") + Block(experts[1], "  ") + "shared_experts:\n" + Block(experts[2], "  ");
+        using var dir = new TestData.TempDir();
+        var summary = MoeMerge.Run(MoeRecipe.Parse(yaml), dir["moe"]);
+        Assert.Equal(4, summary.TensorsMerged); // a router and a shared-expert gate per layer
+        var config = DecoderConfig.Load(dir["moe"]);
+        Assert.Equal(("Qwen2MoeForCausalLM", 2, 1, true), (config.Architecture, config.NumExperts, config.NumExpertsPerToken, config.NormTopkProb));
+        Assert.Equal((48, 48), (config.MoeIntermediateSize, config.SharedExpertIntermediateSize));
+        var g = MixtralTests.Cases().GetProperty("gates").GetProperty("hidden").Deserialize<double[][][]>()!; // [layer][expert a, b, c][hidden]
+        using (var store = TensorStore.Open(dir["moe"]))
+        using (var c = TensorStore.Open(MixtralTests.Moe(Path.Combine("experts", "c"))))
+        using (var scope = NewDisposeScope())
+        {
+            Assert.True(store.Load("model.layers.1.mlp.shared_expert.down_proj.weight").equal(c.Load("model.layers.1.mlp.down_proj.weight")).all().item<bool>());
+            Assert.Equal([2L, 32L], store.Info("model.layers.0.mlp.gate.weight").Shape);
+            for (int layer = 0; layer < 2; layer++)
+            {
+                var router = store.Load($"model.layers.{layer}.mlp.gate.weight").to(ScalarType.Float64);
+                var shared = store.Load($"model.layers.{layer}.mlp.shared_expert_gate.weight").to(ScalarType.Float64);
+                Assert.True((router - tensor(g[layer].Take(2).SelectMany(r => r).ToArray(), [2, 32])).abs().max().item<double>() < 1e-5);
+                Assert.True((shared - tensor(g[layer][2], [1, 32])).abs().max().item<double>() < 1e-5);
+            }
+            Assert.Equal(0.0, store.Load("model.layers.0.self_attn.q_proj.bias").abs().max().item<float>()); // Llama has none: zeros, as mergekit
+        }
+        using var model = CheckpointLoader.Load(dir["moe"]);
+        using var logits = model.Logits([1, 5, 7, 9]);
+        Assert.True(isfinite(logits).all().item<bool>());
+    }
+
+    [Theory]
+    [InlineData("architecture: qwen\n", "shared_experts: architecture: qwen needs exactly one shared expert")]
+    [InlineData("shared_experts:\n  - source_model: x\n", "shared_experts: shared experts need architecture: qwen")]
+    [InlineData("architecture: deepseek\n", "architecture: 'deepseek' is not supported")]
+    public void Qwen_output_settings_are_checked(string extra, string expected)
+    {
+        var e = Assert.Throws<InvalidDataException>(() => MoeRecipe.Parse($"base_model: b\ngate_mode: random\n{extra}experts:\n  - source_model: a\n  - source_model: c\n"));
+        Assert.StartsWith("recipe: " + expected, e.Message);
     }
 }

@@ -256,7 +256,7 @@ public class PlanTests
     [InlineData("merge_method: linear\nmodels: [a]\ngate_mode: hidden\n", "recipe: gate_mode: a mergekit-moe field in a merge recipe")]
     [InlineData("genome: {}\ntasks: []\n", "recipe: genome: mergekit-evolve configs are not supported")]
     [InlineData("merge_method: linear\nmodels: [a]\nmodules: {}\n", "recipe: modules: per-module definitions are not supported")]
-    [InlineData("merge_method: linear\nmodels: [a]\ntokenizer_source: union\n", "recipe: tokenizer_source: 'union'")]
+    [InlineData("merge_method: linear\nmodels: [a]\ntokenizer_source: everything\n", "recipe: tokenizer_source: expected base, union or model:NAME")]
     [InlineData("merge_method: passthrough\nslices:\n  - sources:\n      - model: a\n        layer_range: [0, 2]\n      - model: b\n        layer_range: [0, 3]\n", "recipe: slices[0].sources[1].layer_range: 3 layers")]
     public void What_stays_out_is_refused_naming_the_feature(string yaml, string expected)
     {

@@ -13,6 +13,8 @@ public static class MergeRunner
         var output = recipe.Output ?? (inputs.AllLora && recipe.Slices is null ? MergeOutput.Adapter : MergeOutput.Model);
         if (recipe.PeftDoubleScale && (output != MergeOutput.Adapter || !inputs.AllLora))
             throw new InvalidDataException($"{recipe.Source}: peft_double_scale: only used with LoRA inputs and output: adapter (PEFT's svd types)");
+        if (recipe.Tokenizer is { } t && output != MergeOutput.Model)
+            throw new InvalidDataException($"{recipe.Source}: {(t.Block ? "tokenizer" : "tokenizer_source")}: only for output: model (an adapter carries no embeddings or tokenizer files); LoRA inputs default to output: adapter");
         return output == MergeOutput.Model
             ? StreamingMerge.Run(inputs, outDir, options)
             : AdapterMerge.Run(inputs, output, outDir, options);

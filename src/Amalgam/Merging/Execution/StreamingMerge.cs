@@ -15,10 +15,10 @@ namespace Amalgam.Merging.Execution;
 public static class StreamingMerge
 {
     /// <summary>One planned output tensor: its key, spec, and the common row count when embeddings of different vocab sizes were cut.</summary>
-    internal sealed record Planned(MergeKey Key, TensorSpec Spec, bool IsFloat, long? Rows, bool Unchanged);
+    internal sealed record Planned(MergeKey Key, TensorSpec Spec, bool IsFloat, long? Rows, bool Unchanged, bool Permuted = false);
 
     /// <summary>The plan of every output tensor, the whole-model pass (when the method has one) already run.</summary>
-    internal sealed record KeyPlan(IReadOnlyList<Planned> Tensors, IWholeModelPass? Pass, List<string> Notes)
+    internal sealed record KeyPlan(IReadOnlyList<Planned> Tensors, IWholeModelPass? Pass, List<string> Notes, Vocabulary.VocabularyPlan? Vocabulary = null)
     {
         public long? Vocab => Tensors.FirstOrDefault(p => p.Rows is not null)?.Rows;
         public IReadOnlyList<DType> FloatTypes => Tensors.Where(p => p.IsFloat).Select(p => p.Spec.DType).Distinct().ToList();
@@ -41,7 +41,11 @@ public static class StreamingMerge
             var types = plan.FloatTypes;
             OutputFolderFiles.WriteConfig(inputs.ReferenceFolder, staging, types.Count == 1 ? RecipeDtype.TorchName(types[0].ToScalarType()) : null, plan.Vocab,
                 recipe.Slices is null ? null : inputs.OutputLayers);
-            OutputFolderFiles.CopyTokenizer(TokenizerFolder(inputs), staging);
+            if (plan.Vocabulary is { } vocabulary)
+            {
+                if (Vocabulary.VocabularyFiles.Write(vocabulary, staging) is { } note) plan.Notes.Add(note);
+            }
+            else OutputFolderFiles.CopyTokenizer(TokenizerFolder(inputs), staging);
             OutputFolderFiles.WriteChatTemplate(ChatTemplates.Resolve(recipe.ChatTemplate), staging);
             OutputFolderFiles.WriteRecipe(recipe, staging, options.RecipeYaml);
             OutputFolderFiles.WriteReadme(recipe, MergeOutput.Model, staging, plan.Notes);
@@ -56,7 +60,8 @@ public static class StreamingMerge
     internal static KeyPlan Prepare(MergeInputSet inputs, MergeRunOptions options)
     {
         var notes = new List<string>();
-        var plan = inputs.Keys(options.Order).Select(k => Plan(inputs, k, notes)).ToList();
+        var vocabulary = Vocabulary.VocabularyPlan.Build(inputs, notes);
+        var plan = inputs.Keys(options.Order).Select(k => Plan(inputs, k, notes, vocabulary)).ToList();
         if (inputs.Recipe.Slices is { } slices)
             notes.Add($"{slices.Count} slices: {inputs.OutputLayers} layers ({string.Join(" + ", slices.Select(s => string.Join(" | ", s.Sources.Select(x => $"{Path.GetFileName(x.Model.Reference.TrimEnd('/'))}[{x.Start}, {x.End})"))))})");
         var pass = inputs.Recipe.Method.CreatePass(inputs.Resolver.Global(""), inputs.Models.Count);
@@ -71,12 +76,12 @@ public static class StreamingMerge
                     options.Progress?.Invoke(new MergeProgress($"pass {round + 1}/{pass.Rounds}", i, plan.Count, p.Spec.Name));
                     using var scope = NewDisposeScope();
                     using var random = inputs.RandomFor(p.Spec.Name);
-                    pass.Observe(round, Load(inputs, p, random, null));
+                    pass.Observe(round, Load(inputs, p, random, null, vocabulary));
                 }
                 pass.EndRound(round);
             }
         }
-        return new KeyPlan(plan, pass, notes);
+        return new KeyPlan(plan, pass, notes, vocabulary);
     }
 
     /// <summary>
@@ -106,12 +111,13 @@ public static class StreamingMerge
                 using var random = inputs.RandomFor(name);
                 counts.Read += (inputs.UsesBase && p.Key.Base is { } b ? b.Source.StoredBytes(b.Name) : 0) + p.Key.Models.Sum(m => m.Source.StoredBytes(m.Name));
                 counts.Merged++;
-                if (InRowBlocks(inputs, p, random, plan.Pass, options.BlockElements) is { } blocked)
+                // Permuted vocabulary rows (a tokenizer union) are gathered from whole inputs: merged whole.
+                if (!p.Permuted && InRowBlocks(inputs, p, random, plan.Pass, options.BlockElements) is { } blocked)
                 {
                     sink(name, blocked);
                     continue;
                 }
-                var args = Load(inputs, p, random, plan.Pass);
+                var args = Load(inputs, p, random, plan.Pass, plan.Vocabulary);
                 result = recipe.Method.Merge(args);
                 Check(recipe, name, result, p.Spec.Shape);
             }
@@ -171,8 +177,7 @@ public static class StreamingMerge
     internal static string TokenizerFolder(MergeInputSet inputs)
     {
         var recipe = inputs.Recipe;
-        if (recipe.TokenizerSource is not { } t || t == "base") return inputs.ReferenceFolder;
-        string wanted = t["model:".Length..];
+        if (recipe.Tokenizer?.Model is not { } wanted) return inputs.ReferenceFolder;
         string full = Path.GetFullPath(wanted);
         var match = recipe.Models.FirstOrDefault(m => m.Reference == wanted || m.Path == full || Path.GetFileName(m.Path.TrimEnd('/')) == wanted)
             ?? (recipe.BaseModel is { } b && (b == full || Path.GetFileName(b.TrimEnd('/')) == wanted) ? new RecipeModel(b, new Dictionary<string, ParameterSetting>(), -1) : null)
@@ -212,7 +217,7 @@ public static class StreamingMerge
     /// Shapes must agree, except the vocabulary rows of embed_tokens / lm_head: there mergekit takes the common
     /// sub-matrix (the first min(vocab) rows), and so does this, saying so in the notes.
     /// </summary>
-    static Planned Plan(MergeInputSet inputs, MergeKey key, List<string> notes)
+    static Planned Plan(MergeInputSet inputs, MergeKey key, List<string> notes, Vocabulary.VocabularyPlan? vocabulary)
     {
         var recipe = inputs.Recipe;
         string name = key.Output;
@@ -227,6 +232,14 @@ public static class StreamingMerge
             used.Add(m);
         }
         long? rows = null;
+        if (vocabulary is not null && IsEmbedding(name) && shape.Length == 2 && IsFloat(dtype))
+        {
+            // Every input's rows are permuted into the output vocabulary (EmbeddingPermutation): only the width must agree.
+            foreach (var u in used)
+                if (u.Source.Describe(u.Name).Shape is var other && (other.Length != 2 || other[1] != shape[1]))
+                    throw new InvalidDataException($"tensor '{name}': shape [{string.Join(", ", other)}] in {Label(inputs, u)} does not match [{string.Join(", ", shape)}] in {Label(inputs, first)} (embedding sizes must match)");
+            return new Planned(key, new TensorSpec(name, OutputType(recipe, dtype), [vocabulary.Rows, shape[1]]), true, vocabulary.Rows, false, Permuted: true);
+        }
         foreach (var u in used)
         {
             var other = u.Source.Describe(u.Name).Shape;
@@ -255,17 +268,25 @@ public static class StreamingMerge
         : stored;
 
     /// <summary>Loads one key from every input in the compute dtype, cutting embedding rows when planned.</summary>
-    static MergeTensorInputs Load(MergeInputSet inputs, Planned p, Generator? random, IWholeModelPass? pass)
+    static MergeTensorInputs Load(MergeInputSet inputs, Planned p, Generator? random, IWholeModelPass? pass, Vocabulary.VocabularyPlan? vocabulary)
     {
         var compute = inputs.Recipe.ComputeDtype;
         Tensor Get(KeyInput k)
         {
             var raw = k.Source.Load(k.Name, compute);
-            if (p.Rows is { } rows && raw.shape[0] != rows) raw = raw.narrow(0, 0, rows);
+            if (!p.Permuted && p.Rows is { } rows && raw.shape[0] != rows) raw = raw.narrow(0, 0, rows);
             if (raw.dtype == compute) return raw;
             var converted = raw.to(compute);
             raw.Dispose(); // keep only the compute copy alive: peak ≈ inputs × the largest tensor
             return converted;
+        }
+        if (p.Permuted)
+        {
+            // mergekit permutes the base's rows too, and uses them for defaults even when the method ignores the base.
+            var all = (p.Key.Base is not null ? [p.Key.Base] : Array.Empty<KeyInput>()).Concat(p.Key.Models).ToList();
+            var permuted = Vocabulary.EmbeddingPermutation.Apply(vocabulary!, p.Spec.Name, all.Select(k => (k.Source, Get(k))).ToList());
+            int skip = p.Key.Base is not null ? 1 : 0;
+            return inputs.Inputs(p.Key, inputs.UsesBase && skip == 1 ? permuted[0] : null, permuted.Skip(skip).ToList(), random, pass);
         }
         var baseTensor = inputs.UsesBase && p.Key.Base is not null ? Get(p.Key.Base) : null;
         var models = p.Key.Models.Select(Get).ToList();

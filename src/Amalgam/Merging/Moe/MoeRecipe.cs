@@ -28,6 +28,10 @@ public sealed record MoeRecipe(string BaseModel, IReadOnlyList<MoeExpertSpec> Ex
     /// <summary>mergekit's <c>--i-understand-this-is-not-useful-without-training</c>: allow every expert to be the same model.</summary>
     public bool AllowAllSame { get; init; }
     public string Source { get; init; } = "recipe";
+    /// <summary><c>architecture: qwen</c>: mergekit-moe's Qwen2-MoE output, with exactly one shared expert; else Mixtral.</summary>
+    public bool Qwen { get; init; }
+    /// <summary>mergekit's <c>shared_experts</c> (Qwen2-MoE output: exactly one, whose MLP every token runs, behind its own gate).</summary>
+    public IReadOnlyList<MoeExpertSpec> SharedExperts { get; init; } = [];
     /// <summary>The config as written, saved beside the result as mergekit_moe_config.yml.</summary>
     public string? Text { get; init; }
 
@@ -70,16 +74,27 @@ public sealed record MoeRecipe(string BaseModel, IReadOnlyList<MoeExpertSpec> Ex
 
         if (!map.TryGetValue("base_model", out var b)) throw Error("base_model", "missing; a mergekit-moe config names the base whose attention and embeddings are kept");
         string baseModel = Scalar("base_model", b);
-        if (map.TryGetValue("shared_experts", out var shared) && shared is YamlSequenceNode { Children.Count: > 0 })
-            throw Error("shared_experts", "shared experts (mergekit-moe's Qwen2-MoE and DeepSeek-MoE outputs) are not supported; Amalgam builds Mixtral MoEs, which have none");
-        if (map.TryGetValue("architecture", out var a) && Scalar("architecture", a) is { } arch && !"mixtral".StartsWith(arch.ToLowerInvariant(), StringComparison.Ordinal))
-            throw Error("architecture", $"'{arch}' is not supported; Amalgam builds mergekit-moe's Mixtral output only (its Qwen2-MoE, Qwen3-MoE and DeepSeek-MoE outputs are not implemented)");
+        bool qwen = false;
+        if (map.TryGetValue("architecture", out var a) && Scalar("architecture", a) is { } arch)
+        {
+            string lower = arch.ToLowerInvariant();
+            qwen = lower is "qwen" or "qwen2" or "qwen2_moe" or "qwen moe";
+            if (!qwen && !"mixtral".StartsWith(lower, StringComparison.Ordinal))
+                throw Error("architecture", $"'{arch}' is not supported; Amalgam builds mergekit-moe's Mixtral and Qwen (Qwen2-MoE) outputs (its Qwen3-MoE and DeepSeek-MoE outputs are not implemented)");
+        }
+        bool hasShared = map.TryGetValue("shared_experts", out var shared) && shared is YamlSequenceNode { Children.Count: > 0 };
+        if (hasShared && !qwen)
+            throw Error("shared_experts", "shared experts need architecture: qwen (mergekit-moe's Qwen2-MoE output); without it mergekit picks its DeepSeek-MoE output, which is not implemented, and Mixtral has none");
+        if (qwen && (!hasShared || ((YamlSequenceNode)shared!).Children.Count != 1))
+            throw Error("shared_experts", "architecture: qwen needs exactly one shared expert (mergekit's Qwen MoE output)");
         if (!map.TryGetValue("experts", out var ex) || ex is not YamlSequenceNode { Children.Count: > 0 } list)
             throw Error("experts", "expected a non-empty list of {source_model, positive_prompts, negative_prompts}");
+        List<MoeExpertSpec> Experts(YamlSequenceNode list, string name)
+        {
         var experts = new List<MoeExpertSpec>();
         for (int i = 0; i < list.Children.Count; i++)
         {
-            string at = $"experts[{i}]";
+            string at = $"{name}[{i}]";
             if (list.Children[i] is not YamlMappingNode e) throw Error(at, "expected a mapping with source_model and positive_prompts");
             var f = new Dictionary<string, YamlNode>(StringComparer.Ordinal);
             foreach (var (k, v) in e.Children)
@@ -95,7 +110,9 @@ public sealed record MoeRecipe(string BaseModel, IReadOnlyList<MoeExpertSpec> Ex
                 f.TryGetValue("noise_scale", out var ns) ? Number($"{at}.noise_scale", ns) : null,
                 f.TryGetValue("residual_scale", out var rs) ? Number($"{at}.residual_scale", rs) : null));
         }
-        var recipe = new MoeRecipe(baseModel, experts) { Source = source, Text = yaml };
+        return experts;
+        }
+        var recipe = new MoeRecipe(baseModel, Experts(list, "experts")) { Source = source, Text = yaml, Qwen = qwen, SharedExperts = hasShared ? Experts((YamlSequenceNode)shared!, "shared_experts") : [] };
         if (map.TryGetValue("gate_mode", out var g))
         {
             string mode = Scalar("gate_mode", g);
@@ -125,6 +142,8 @@ public sealed record MoeRecipe(string BaseModel, IReadOnlyList<MoeExpertSpec> Ex
             if (GateMode is not ("random" or "uniform_random") && e.PositivePrompts.Count == 0)
                 throw Error($"experts[{i}].positive_prompts", $"missing; gate_mode {GateMode} sets each expert's gate from its prompts");
         }
+        if (Qwen && GateMode is not ("random" or "uniform_random") && SharedExperts.Any(e => e.PositivePrompts.Count == 0))
+            throw Error("shared_experts[0].positive_prompts", "missing; the Qwen MoE output sets the shared expert's gate from its prompts (mergekit requires them)");
         if (GateMode is "random" or "uniform_random") return this; // mergekit skips the other checks for random gates
         static string Key(MoeExpertSpec e) => string.Join("\u0001", e.PositivePrompts) + "\u0002" + string.Join("\u0001", e.NegativePrompts);
         if (Experts.Count > 1 && Experts.All(e => Key(e) == Key(Experts[0])))

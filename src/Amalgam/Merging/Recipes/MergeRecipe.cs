@@ -83,8 +83,12 @@ public sealed record MergeRecipe
     public bool PeftDoubleScale { get; init; }
     /// <summary>Extraction from full fine-tunes: drop tensors a LoRA cannot hold (norms, embeddings) instead of refusing.</summary>
     public bool SkipUndecomposable { get; init; }
-    /// <summary><c>base</c> (default), or <c>model:REF</c> (that input's tokenizer files).</summary>
-    public string? TokenizerSource { get; init; }
+    /// <summary>
+    /// <c>tokenizer_source</c> (base, union, model:REF) or the <c>tokenizer:</c> block; null (the default) copies the
+    /// reference's tokenizer files and merges embeddings as stored. When set, the output vocabulary is built and every
+    /// input's embedding rows are permuted into it before merging (<see cref="Vocabulary.VocabularyPlan"/>).
+    /// </summary>
+    public Vocabulary.TokenizerSettings? Tokenizer { get; init; }
     /// <summary><c>chat_template</c>: <c>auto</c> (the tokenizer source's, the default), a built-in name (<see cref="ChatTemplates.Known"/>) or a Jinja template.</summary>
     public string? ChatTemplate { get; init; }
     /// <summary>The stage name in a multi-stage plan (<c>name:</c>).</summary>
@@ -155,7 +159,7 @@ public sealed record MergeRecipe
         else if (Rank is { } r) y.Append("rank: ").AppendLine(r.ToString(CultureInfo.InvariantCulture));
         if (PeftDoubleScale) y.AppendLine("peft_double_scale: true");
         if (SkipUndecomposable) y.AppendLine("skip_undecomposable: true");
-        if (TokenizerSource is { } t) y.Append("tokenizer_source: ").AppendLine(YamlText.Scalar(t));
+        if (Tokenizer is { } t) y.Append(t.ToYaml());
         if (ChatTemplate is { } c) y.Append("chat_template: ").AppendLine(YamlText.Scalar(c));
         return y.ToString();
     }

@@ -30,7 +30,11 @@ internal static class PlanCheck
         var global = new Dictionary<string, ParameterSetting>(StringComparer.Ordinal);
         foreach (var (name, setting) in plan.Parameters)
         {
-            if (!specs.TryGetValue(name, out var spec)) throw Error($"parameters.{name}", $"unknown parameter for {method.Name} ({Known()})");
+            if (!specs.TryGetValue(name, out var spec))
+                throw Error($"parameters.{name}", name == "geodesic"
+                    // mergekit's examples/chipalign.yml: ChipAlign's geodesic interpolation, not a parameter of mergekit's nuslerp.
+                    ? $"ChipAlign's geodesic interpolation (geodesic, lambda) is not implemented; {method.Name} takes ({Known()}); for nuslerp give each model a weight"
+                    : $"unknown parameter for {method.Name} ({Known()})");
             global[name] = Coerced(spec, setting, $"parameters.{name}");
         }
 
@@ -88,10 +92,13 @@ internal static class PlanCheck
                 }
             }
         }
-        if (plan.TokenizerSource is { } t && t != "base" && !t.StartsWith("model:", StringComparison.Ordinal))
-            throw Error("tokenizer_source", t == "union"
-                ? "'union' (a vocabulary union with new embedding rows) is not supported; use base or model:NAME"
-                : $"expected base or model:NAME, got '{t}'");
+        if (plan.Tokenizer is { } t)
+        {
+            string field = t.Block ? "tokenizer.source" : "tokenizer_source";
+            if (t.Source.Length == 0 || t.Source == "model:") throw Error(field, "expected base, union or model:NAME");
+            if (plan.Output is not (null or MergeOutput.Model)) throw Error(t.Block ? "tokenizer" : "tokenizer_source", "only for output: model (an adapter carries no embeddings or tokenizer files)");
+            if (t.PadToMultipleOf is <= 0) throw Error("tokenizer.pad_to_multiple_of", $"expected a positive integer, got {t.PadToMultipleOf}");
+        }
         if (plan.ChatTemplate is { } c)
         {
             if (plan.Output is not (null or MergeOutput.Model)) throw Error("chat_template", "only for output: model (an adapter carries no tokenizer files)");

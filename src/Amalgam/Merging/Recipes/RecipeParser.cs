@@ -12,12 +12,11 @@ namespace Amalgam.Merging.Recipes;
 internal static class RecipeParser
 {
     static readonly string[] Fields = ["name", "merge_method", "base_model", "models", "slices", "parameters", "dtype", "out_dtype", "random_seed", "out_shard_size",
-        "output", "rank", "max_error", "peft_double_scale", "skip_undecomposable", "tokenizer_source", "chat_template"];
+        "output", "rank", "max_error", "peft_double_scale", "skip_undecomposable", "tokenizer_source", "tokenizer", "chat_template"];
 
     static readonly Dictionary<string, string> Unsupported = new(StringComparer.Ordinal)
     {
         ["modules"] = "per-module definitions are not supported; list whole models under 'models' or layer ranges under 'slices'",
-        ["tokenizer"] = "the tokenizer block (vocabulary union, per-token embedding sources) is not supported; use tokenizer_source: base or model:NAME",
         ["gate_mode"] = "a mergekit-moe field in a merge recipe: a mergekit-moe config has base_model, experts and gate_mode and no merge_method (amalgam merge builds it with MoeMerge)",
         ["experts"] = "a mergekit-moe field in a merge recipe: a mergekit-moe config has base_model, experts and gate_mode and no merge_method (amalgam merge builds it with MoeMerge)",
         ["genome"] = "mergekit-evolve configs are not supported (the evolutionary search loop); fit merge coefficients with `amalgam fit` instead",
@@ -271,13 +270,104 @@ internal static class RecipeParser
             MaxError = maxError,
             PeftDoubleScale = doubleScale,
             SkipUndecomposable = skip,
-            TokenizerSource = fields.TryGetValue("tokenizer_source", out var tn) ? Text(tn, "tokenizer_source") : null,
+            Tokenizer = TokenizerField(fields, source),
             ChatTemplate = fields.TryGetValue("chat_template", out var ct) ? Text(ct, "chat_template") : null,
             Source = source,
         }.Checked();
 
         string Text(YamlNode node, string field) =>
             node is YamlScalarNode { Value: { } v } && !IsNull(node) ? v : throw Error(field, "expected a single value");
+    }
+
+    /// <summary><c>tokenizer_source: base | union | model:NAME</c>, or mergekit's <c>tokenizer:</c> block (not both, as in mergekit).</summary>
+    static Vocabulary.TokenizerSettings? TokenizerField(Dictionary<string, YamlNode> fields, string source)
+    {
+        bool hasSource = fields.TryGetValue("tokenizer_source", out var ts), hasBlock = fields.TryGetValue("tokenizer", out var tb);
+        if (hasSource && hasBlock) throw new InvalidDataException($"{source}: tokenizer: cannot be given together with tokenizer_source (mergekit refuses both)");
+        if (hasSource)
+        {
+            if (ts is not YamlScalarNode { Value: { } v } || IsNull(ts)) throw new InvalidDataException($"{source}: tokenizer_source: expected a single value");
+            if (v is not ("base" or "union") && !v.StartsWith("model:", StringComparison.Ordinal))
+                throw new InvalidDataException($"{source}: tokenizer_source: expected base, union or model:NAME, got '{v}'");
+            return Vocabulary.TokenizerSettings.FromSource(v);
+        }
+        if (!hasBlock) return null;
+        if (tb is not YamlMappingNode map) throw new FieldError("tokenizer: expected a mapping (source, tokens, pad_to_multiple_of)");
+        string src = "union"; // mergekit's TokenizerConfig default
+        int? pad = null;
+        var tokens = new Dictionary<string, Vocabulary.TokenSetting>(StringComparer.Ordinal);
+        foreach (var (k, v) in map.Children)
+        {
+            string key = Key(k, "tokenizer");
+            switch (key)
+            {
+                case "source":
+                    src = v is YamlScalarNode { Value: { Length: > 0 } sv } && !IsNull(v) ? sv : throw new FieldError("tokenizer.source: expected base, union or a model");
+                    break;
+                case "pad_to_multiple_of":
+                    if (IsNull(v)) break;
+                    pad = v is YamlScalarNode { Value: { } pv } && int.TryParse(pv, NumberStyles.Integer, CultureInfo.InvariantCulture, out int p) && p > 0 ? p
+                        : throw new FieldError("tokenizer.pad_to_multiple_of: expected a positive integer");
+                    break;
+                case "tokens":
+                    if (IsNull(v)) break;
+                    if (v is not YamlMappingNode tm) throw new FieldError("tokenizer.tokens: expected a mapping of tokens to {source, force}");
+                    foreach (var (tk, tv) in tm.Children)
+                    {
+                        string token = tk is YamlScalarNode { Value: { Length: > 0 } t } ? t : throw new FieldError("tokenizer.tokens: a token must be a non-empty string");
+                        tokens[token] = TokenEntry(tv, $"tokenizer.tokens[{Inputs.Names.Escape(token)}]");
+                    }
+                    break;
+                default:
+                    throw new FieldError($"tokenizer.{key}: unknown field (known: source, tokens, pad_to_multiple_of)");
+            }
+        }
+        return new Vocabulary.TokenizerSettings(src, tokens, pad, Block: true);
+    }
+
+    /// <summary>One <c>tokens:</c> entry: <c>{source: MODEL | {kind: model_token, model, token | token_id} | {kind: zero}, force}</c>.</summary>
+    static Vocabulary.TokenSetting TokenEntry(YamlNode node, string at)
+    {
+        if (node is not YamlMappingNode m) throw new FieldError($"{at}: expected a mapping (source, force)");
+        Vocabulary.TokenEmbeddingSource? source = null;
+        bool force = false;
+        foreach (var (k, v) in m.Children)
+        {
+            string key = Key(k, at);
+            if (key == "force")
+                force = v is YamlScalarNode { Value: { } f } && bool.TryParse(f, out bool b) ? b : throw new FieldError($"{at}.force: expected true or false");
+            else if (key == "source") source = EmbeddingSource(v, $"{at}.source");
+            else throw new FieldError($"{at}.{key}: unknown field (known: source, force)");
+        }
+        // mergekit has no default for a listed token's source (its PermutedEmbeddings fails on None).
+        return new Vocabulary.TokenSetting(source ?? throw new FieldError($"{at}.source: missing (a model, {{kind: model_token, ...}} or {{kind: zero}})"), force);
+    }
+
+    static Vocabulary.TokenEmbeddingSource EmbeddingSource(YamlNode v, string at)
+    {
+        if (v is YamlScalarNode { Value: { Length: > 0 } model } && !IsNull(v)) return new Vocabulary.ModelRowSource(model);
+        if (v is not YamlMappingNode m) throw new FieldError($"{at}: expected a model, {{kind: model_token, model, token}} or {{kind: zero}}");
+        var f = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (var (k, x) in m.Children)
+        {
+            string key = Key(k, at);
+            if (key is not ("kind" or "model" or "token" or "token_id")) throw new FieldError($"{at}.{key}: unknown field (known: kind, model, token, token_id)");
+            f[key] = x is YamlScalarNode { Value: { } s } ? s : throw new FieldError($"{at}.{key}: expected a single value");
+        }
+        switch (f.GetValueOrDefault("kind"))
+        {
+            case "zero":
+                if (f.Count > 1) throw new FieldError($"{at}: kind: zero takes no other field");
+                return new Vocabulary.ZeroSource();
+            case "model_token":
+                string modelRef = f.TryGetValue("model", out var mr) && mr.Length > 0 ? mr : throw new FieldError($"{at}.model: missing");
+                bool hasToken = f.TryGetValue("token", out var tok), hasId = f.TryGetValue("token_id", out var idText);
+                if (hasToken == hasId) throw new FieldError($"{at}: give exactly one of token and token_id");
+                if (hasId && !(int.TryParse(idText, NumberStyles.Integer, CultureInfo.InvariantCulture, out int id) && id >= 0)) throw new FieldError($"{at}.token_id: expected a non-negative integer, got '{idText}'");
+                return new Vocabulary.ModelTokenSource(modelRef, hasToken ? tok : null, hasId ? int.Parse(idText!, CultureInfo.InvariantCulture) : null);
+            case null: throw new FieldError($"{at}.kind: missing (model_token or zero)");
+            case var other: throw new FieldError($"{at}.kind: expected model_token or zero, got '{other}'");
+        }
     }
 
     /// <summary>mergekit's <c>model+lora</c>: split at the last '+' unless the whole text is an existing folder (or a stage).</summary>
