@@ -1,3 +1,4 @@
+using Amalgam.Models;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 
@@ -59,7 +60,7 @@ public static class SimplexFit
             optimizer.zero_grad();
             var value = Evaluate(loss, theta);
             value.backward();
-            optimizer.step();
+            GcSafeStep.Step(optimizer);
             double l = value.to(ScalarType.Float64).item<double>();
             if (!double.IsFinite(l)) throw new InvalidOperationException($"simplex fit: the loss is {l} at step {step}");
             history.Add(l);

@@ -78,7 +78,7 @@ public sealed class Attention : nn.Module<Tensor, ForwardContext, Tensor>
         var scores = Scalars.Mul(q.matmul(k.transpose(2, 3)), scale);
         if (softcap is double cap) scores = Scalars.SoftCap(scores, cap);
         var mask = sliding ? ctx.SlidingMask! : ctx.Mask;
-        var probs = nn.functional.softmax(scores.to(Precision.Reduction) + mask, -1).to(v.dtype);
+        var probs = nn.functional.softmax(Scalars.Plus(scores.to(Precision.Reduction), mask), -1).to(v.dtype);
         var context = probs.matmul(v).transpose(1, 2).reshape(b, t, heads * headDim);
         return o_proj.call(context, ctx).MoveToOuterDisposeScope();
     }

@@ -42,10 +42,10 @@ public sealed class DecoderLayer : nn.Module<Tensor, ForwardContext, Tensor>
         var attn = self_attn.call(input_layernorm.call(x), ctx);
         if (pre_feedforward_layernorm is null)
         {
-            var h = x + attn;
-            return (h + FeedForward(post_attention_layernorm.call(h), ctx)).MoveToOuterDisposeScope();
+            var h = Scalars.Plus(x, attn);
+            return Scalars.Plus(h, FeedForward(post_attention_layernorm.call(h), ctx)).MoveToOuterDisposeScope();
         }
-        var g = x + post_attention_layernorm.call(attn);
-        return (g + post_feedforward_layernorm!.call(FeedForward(pre_feedforward_layernorm.call(g), ctx))).MoveToOuterDisposeScope();
+        var g = Scalars.Plus(x, post_attention_layernorm.call(attn));
+        return Scalars.Plus(g, post_feedforward_layernorm!.call(FeedForward(pre_feedforward_layernorm.call(g), ctx))).MoveToOuterDisposeScope();
     }
 }

@@ -61,7 +61,7 @@ public sealed class RotaryEmbedding
         long r = cos.shape[^1], half = r / 2;
         var rot = r == x.shape[^1] ? x : x.narrow(-1, 0, r);
         var rotated = cat([-rot.narrow(-1, half, half), rot.narrow(-1, 0, half)], -1);
-        var y = rot * cos + rotated * sin;
+        var y = Scalars.Plus(rot * cos, rotated * sin);
         if (r != x.shape[^1]) y = cat([y, x.narrow(-1, r, x.shape[^1] - r)], -1);
         return y.MoveToOuterDisposeScope();
     }

@@ -17,6 +17,13 @@ internal static class Scalars
     public static Tensor Add(Tensor t, double s) { using var x = s.ToScalar(); return t.add(x); }
     public static Tensor Sub(Tensor t, double s) { using var x = s.ToScalar(); return t.sub(x); }
 
+    // Tensor + tensor passes an alpha Scalar too (TorchSharp's add(other) makes a temporary 1): this one lives for
+    // the process, so no finalizer can free it mid-call.
+    static readonly Scalar One = 1.ToScalar();
+
+    /// <summary>a + b (tensors) with a process-wide alpha, for per-forward paths.</summary>
+    public static Tensor Plus(Tensor a, Tensor b) => a.add(b, One);
+
     /// <summary>cap·tanh(t / cap): Gemma's attention and final-logit soft-capping.</summary>
     public static Tensor SoftCap(Tensor t, double cap) => Mul(Div(t, cap).tanh(), cap);
 }

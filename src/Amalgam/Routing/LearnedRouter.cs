@@ -1,3 +1,4 @@
+using Amalgam.Models;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 
@@ -95,7 +96,7 @@ public sealed class LearnedRouter : IExampleRouter, IDisposable
             double value = loss.item<float>();
             if (!double.IsFinite(value)) throw new InvalidOperationException($"router training diverged: loss is {value} at step {step + 1}; lower the learning rate");
             loss.backward();
-            optimizer.step();
+            GcSafeStep.Step(optimizer);
             double accuracy = logits.argmax(1).eq(target).to(ScalarType.Float32).mean().item<float>();
             steps.Add(new RouterTrainingStep(step + 1, value, accuracy));
         }

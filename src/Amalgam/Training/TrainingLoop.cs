@@ -40,7 +40,7 @@ public static class TrainingLoop
             if (!float.IsFinite(value)) throw new InvalidOperationException($"training diverged: loss is {value} at step {step + 1}; lower the learning rate");
             loss.backward();
             double norm = nn.utils.clip_grad_norm_(parameters, options.ClipNorm);
-            optimizer.step();
+            GcSafeStep.Step(optimizer);
             var record = new TrainingStep(step + 1, options.Steps, value, lr, norm);
             log.Add(record);
             progress?.Report(record);
