@@ -152,17 +152,30 @@ public sealed partial class DecoderConfig
             checked
             {
                 long h = HiddenSize, q = (long)NumAttentionHeads * HeadDim, kv = (long)KeyValueHeads * HeadDim;
-                long attention = h * q + 2 * h * kv + q * h + (QkvBias ? q + 2 * kv : 0) + 2 * h, layers = 0;
-                for (int l = 0; l < NumHiddenLayers; l++)
+                long attention = h * q + 2 * h * kv + q * h + (QkvBias ? q + 2 * kv : 0) + 2 * h, dense = 3 * h * IntermediateSize, L = NumHiddenLayers;
+                // Closed form, not a loop over layers: configs are validated before anything is allocated, and a
+                // random config may name billions of layers (the property test's inputs).
+                long layers;
+                if (IsMixtral) layers = L * (attention + NumLocalExperts * dense + h * NumLocalExperts); // the experts and the router
+                else
                 {
-                    long mlp = 3 * h * IntermediateSize;
-                    if (IsMixtral) mlp = NumLocalExperts * mlp + h * NumLocalExperts; // the experts and the router
-                    else if (IsSparseLayer(l)) mlp = NumExperts * 3 * h * MoeIntermediateSize + h * NumExperts + 3 * h * SharedExpertIntermediateSize + h; // + shared expert and its gate
-                    layers += attention + mlp;
+                    long sparse = SparseLayerCount();
+                    long moe = NumExperts * 3 * h * MoeIntermediateSize + h * NumExperts + 3 * h * SharedExpertIntermediateSize + h; // + shared expert and its gate
+                    layers = L * attention + sparse * moe + (L - sparse) * dense;
                 }
                 return (long)VocabSize * h * (TieWordEmbeddings ? 1 : 2) + layers + h;
             }
         }
+    }
+
+    /// <summary>How many layers <see cref="IsSparseLayer"/> holds for a Qwen2-MoE config (0 for dense ones), counted without a loop over layers.</summary>
+    long SparseLayerCount()
+    {
+        if (!IsQwen2Moe || NumExperts <= 0 || DecoderSparseStep <= 0) return 0; // a step ≤ 0 is refused by the family checks
+        int step = DecoderSparseStep;
+        long onStep = NumHiddenLayers / step;
+        long excluded = MlpOnlyLayers?.Distinct().Count(m => m >= 0 && m < NumHiddenLayers && (m + 1) % step == 0) ?? 0;
+        return onStep - excluded;
     }
 
     /// <summary>
