@@ -210,30 +210,23 @@ public static class MoeMerge
             node["shared_expert_intermediate_size"] = config.IntermediateSize;
             node["moe_intermediate_size"] = config.IntermediateSize;
             node["mlp_only_layers"] = new JsonArray();
-            node["rms_norm_eps"] = config.RmsNormEps;
-            node["rope_theta"] = config.RopeTheta;
-            node["num_key_value_heads"] = config.KeyValueHeads;
-            node["head_dim"] = config.HeadDim;
-            node["router_aux_loss_coef"] ??= 0.001;
-            node["output_router_logits"] ??= false;
-            var qtypes = plan.Select(p => p.Spec.DType).Where(t => t is DType.F32 or DType.F16 or DType.BF16).Distinct().ToList();
-            if (qtypes.Count == 1) node["torch_dtype"] = RecipeDtype.TorchName(qtypes[0].ToScalarType());
-            File.WriteAllText(Path.Combine(staging, "config.json"), node.ToJsonString(new() { WriteIndented = true }) + "\n");
-            return;
         }
-        node["architectures"] = new JsonArray("MixtralForCausalLM");
-        node["model_type"] = "mixtral";
-        node["num_local_experts"] = recipe.Experts.Count;
-        node["num_experts_per_tok"] = recipe.ExpertsPerToken;
-        node["sliding_window"] = null;
-        // MixtralConfig's defaults differ from Llama's (eps 1e-5, theta 1e6): the base's values are written out.
+        else
+        {
+            node["architectures"] = new JsonArray("MixtralForCausalLM");
+            node["model_type"] = "mixtral";
+            node["num_local_experts"] = recipe.Experts.Count;
+            node["num_experts_per_tok"] = recipe.ExpertsPerToken;
+            node["sliding_window"] = null;
+            node["router_jitter_noise"] ??= 0.0;
+        }
+        // Both configs' defaults differ from Llama's (Mixtral: eps 1e-5, theta 1e6): the base's values are written out.
         node["rms_norm_eps"] = config.RmsNormEps;
         node["rope_theta"] = config.RopeTheta;
         node["num_key_value_heads"] = config.KeyValueHeads;
         node["head_dim"] = config.HeadDim;
         node["router_aux_loss_coef"] ??= 0.001;
         node["output_router_logits"] ??= false;
-        node["router_jitter_noise"] ??= 0.0;
         var types = plan.Select(p => p.Spec.DType).Where(t => t is DType.F32 or DType.F16 or DType.BF16).Distinct().ToList();
         if (types.Count == 1) node["torch_dtype"] = RecipeDtype.TorchName(types[0].ToScalarType());
         File.WriteAllText(Path.Combine(staging, "config.json"), node.ToJsonString(new() { WriteIndented = true }) + "\n");
