@@ -20,7 +20,6 @@ public sealed class Qwen2MoeSparseBlock : nn.Module<Tensor, ForwardContext, Tens
     private readonly AdaptableLinear shared_expert_gate;
     private readonly int topK;
     private readonly bool normalize;
-    private static readonly Scalar One = 1.ToScalar();
 
     public Qwen2MoeSparseBlock(string name, DecoderConfig c, ScalarType dtype) : base(name)
     {
@@ -38,20 +37,9 @@ public sealed class Qwen2MoeSparseBlock : nn.Module<Tensor, ForwardContext, Tens
         using var scope = NewDisposeScope();
         var shape = x.shape;
         var rows = x.reshape(-1, shape[^1]);
-        var probabilities = nn.functional.softmax(gate.call(rows, ctx), 1, ScalarType.Float32);
-        var (top, chosen) = probabilities.topk(topK, dim: -1);
-        var weights = (normalize ? top / top.sum(-1, keepdim: true) : top).to(x.dtype);
-        var output = zeros_like(rows);
-        for (int e = 0; e < experts.Count; e++)
-        {
-            var hits = chosen.eq(e).nonzero();                       // [m, 2]: (row, slot)
-            if (hits.shape[0] == 0) continue;
-            var row = hits.select(1, 0);
-            var weight = weights.index(row, hits.select(1, 1)).unsqueeze(-1);
-            // A per-row expert mixture would see the gathered rows, not the batch's: refused by CausalLM.
-            var y = experts[e].call(rows.index_select(0, row), ctx with { Mixing = null }) * weight;
-            output.index_add_(0, row, y, One);
-        }
+        // A per-row expert mixture would see the gathered rows, not the batch's: refused by CausalLM.
+        var routed = ctx with { Mixing = null };
+        var output = SparseMoeBlock.RouteTopK(rows, gate.call(rows, ctx), topK, normalize, experts.Count, (e, picked) => experts[e].call(picked, routed));
         output.add_(nn.functional.sigmoid(shared_expert_gate.call(rows, ctx)) * shared_expert.call(rows, ctx));
         return output.reshape(shape).MoveToOuterDisposeScope();
     }

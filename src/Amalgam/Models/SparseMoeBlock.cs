@@ -31,21 +31,31 @@ public sealed class SparseMoeBlock : nn.Module<Tensor, ForwardContext, Tensor>
         using var scope = NewDisposeScope();
         var shape = x.shape;
         var rows = x.reshape(-1, shape[^1]);
-        var probabilities = nn.functional.softmax(gate.call(rows, ctx), 1, ScalarType.Float32);
+        // A per-row expert mixture would see the gathered rows, not the batch's: refused by CausalLM.
+        var output = RouteTopK(rows, gate.call(rows, ctx), topK, normalize: true, experts.Count, (e, picked) => experts[e].call(picked, null));
+        return output.reshape(shape).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>
+    /// transformers' top-k routing shared by the sparse blocks: p = softmax(logits) in float32, the top k per row
+    /// (renormalised to sum to 1 when <paramref name="normalize"/>) cast to the rows' dtype weight the chosen
+    /// experts, each run only on the rows routed to it; [rows, hidden].
+    /// </summary>
+    internal static Tensor RouteTopK(Tensor rows, Tensor logits, int topK, bool normalize, int expertCount, Func<int, Tensor, Tensor> expert)
+    {
+        var probabilities = nn.functional.softmax(logits, 1, ScalarType.Float32);
         var (top, chosen) = probabilities.topk(topK, dim: -1);
-        var weights = (top / top.sum(-1, keepdim: true)).to(x.dtype);
+        var weights = (normalize ? top / top.sum(-1, keepdim: true) : top).to(rows.dtype);
         var output = zeros_like(rows);
-        for (int e = 0; e < experts.Count; e++)
+        for (int e = 0; e < expertCount; e++)
         {
             var hits = chosen.eq(e).nonzero();                       // [m, 2]: (row, slot)
             if (hits.shape[0] == 0) continue;
             var row = hits.select(1, 0);
             var weight = weights.index(row, hits.select(1, 1)).unsqueeze(-1);
-            // A per-row expert mixture would see the gathered rows, not the batch's: refused by CausalLM.
-            var y = experts[e].call(rows.index_select(0, row), null) * weight;
-            output.index_add_(0, row, y, One);
+            output.index_add_(0, row, expert(e, rows.index_select(0, row)) * weight, One);
         }
-        return output.reshape(shape).MoveToOuterDisposeScope();
+        return output;
     }
 }
 
