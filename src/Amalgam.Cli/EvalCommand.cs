@@ -1,3 +1,4 @@
+using Amalgam.Predictors;
 using System.CommandLine;
 using System.Diagnostics;
 using System.Text.Json;
@@ -40,7 +41,8 @@ public static class EvalCommand
                     throw new ArgumentException("--strategy: give either a strategy or --model/--adapter, not both");
                 using var saved = StrategyFolder.Load(strategyDir);
                 var clock = Stopwatch.StartNew();
-                var scored = selected.Select(t => SuiteEvaluator.Evaluate(saved.Predictor, saved.Pool.Tokenizer, suite, t, splitName, parse.GetValue(limit), TruncateOption.Get(parse, truncate))).ToList();
+                var predictor = saved.Predictor;
+                var scored = SuiteEvaluator.EvaluateAll(_ => predictor, saved.Pool.Tokenizer, suite, selected, splitName, parse.GetValue(limit), TruncateOption.Get(parse, truncate));
                 Report(scored, splitName, clock.Elapsed.TotalSeconds, parse.GetValue(output), new { strategy = Path.GetFullPath(strategyDir), name = saved.Strategy.Name });
                 return 0;
             }
@@ -57,7 +59,8 @@ public static class EvalCommand
                     loaded.Add(adapter);
                 }
                 var clock = Stopwatch.StartNew();
-                var results = selected.Select(t => SuiteEvaluator.Evaluate(m, tokenizer, suite, t, splitName, parse.GetValue(limit), TruncateOption.Get(parse, truncate))).ToList();
+                var predictor = new ModelPredictor(m);
+                var results = SuiteEvaluator.EvaluateAll(_ => predictor, tokenizer, suite, selected, splitName, parse.GetValue(limit), TruncateOption.Get(parse, truncate));
                 Report(results, splitName, clock.Elapsed.TotalSeconds, parse.GetValue(output),
                     new { model = Path.GetFullPath(modelDir), adapters = (parse.GetValue(adapters) ?? []).Select(Path.GetFullPath).ToArray() });
             }

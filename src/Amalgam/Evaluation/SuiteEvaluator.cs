@@ -3,6 +3,7 @@ using Amalgam.Evaluation.Suites;
 using Amalgam.Models;
 using Amalgam.Tokenizers;
 using Amalgam.Predictors;
+using Amalgam.Runtime;
 
 namespace Amalgam.Evaluation;
 
@@ -36,6 +37,18 @@ public static class SuiteEvaluator
         if (examples.Count == 0) throw new InvalidDataException($"{task.SplitPath(split)}: no examples");
         var (scores, answers) = Score(predictor, tokenizer, suite, task.Metric, examples, truncation);
         return new TaskEvaluation(task.Name, task.Family, task.HeldOut, task.Metric, scores.Average(), examples.Count, answers, scores);
+    }
+
+    /// <summary>
+    /// Every task of <paramref name="tasks"/> that <paramref name="predictorFor"/> answers (null: the task is left
+    /// out), side by side on the process's <see cref="TorchWorkers"/>; in task order. The predictors are built
+    /// first, on the calling thread; each task is one request set, exactly as <see cref="Evaluate(IPredictor, ITextTokenizer, SuiteDefinition, TaskDefinition, string, int?, Truncation)"/> scores it.
+    /// </summary>
+    public static IReadOnlyList<TaskEvaluation> EvaluateAll(Func<TaskDefinition, IPredictor?> predictorFor, ITextTokenizer tokenizer, SuiteDefinition suite,
+        IEnumerable<TaskDefinition> tasks, string split = Suite.Test, int? limit = null, Truncation truncation = Truncation.None, int? workers = null)
+    {
+        var work = tasks.Select(t => (Task: t, Predictor: predictorFor(t))).Where(w => w.Predictor is not null).ToList();
+        return TorchWorkers.Map(work, w => Evaluate(w.Predictor!, tokenizer, suite, w.Task, split, limit, truncation), workers);
     }
 
     /// <summary>

@@ -20,12 +20,16 @@ public static class ExpertOutputs
         using var _ = no_grad();
         using var scope = NewDisposeScope();
         var (ids, mask, labels) = SequenceBatch.Build(sequences, s.PadId);
-        var perExpert = Enumerable.Range(0, s.Count).Select(k =>
+        // One forward per expert, side by side on the workers; each worker's result leaves its own scope and joins this one.
+        var perExpert = Runtime.TorchWorkers.Map(Enumerable.Range(0, s.Count).ToList(), k =>
         {
-            using var w = nn.functional.one_hot(full(new long[] { ids.shape[0] }, k, ScalarType.Int64), s.Count).to(ScalarType.Float32);
+            using var grad = no_grad();
+            using var inner = NewDisposeScope();
+            var w = nn.functional.one_hot(full(new long[] { ids.shape[0] }, k, ScalarType.Int64), s.Count).to(ScalarType.Float32);
             using var mixing = new FixedMixing(w);
-            return nn.functional.log_softmax(s.Model.forward(new Models.DecoderInput(ids, mask, Mixing: mixing)).Logits, -1);
-        }).ToList();
+            return nn.functional.log_softmax(s.Model.forward(new Models.DecoderInput(ids, mask, Mixing: mixing)).Logits, -1).DetachFromDisposeScope();
+        });
+        foreach (var t in perExpert) scope.Attach(t);
         var logProbs = stack(perExpert, 2);                                    // [N, T, K, V]
         var labelled = labels.ne(SequenceBatch.Ignore);
         return (logProbs.MoveToOuterDisposeScope(), labels.MoveToOuterDisposeScope(), labelled.to(ScalarType.Float32).MoveToOuterDisposeScope());

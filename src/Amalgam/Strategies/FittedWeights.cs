@@ -49,22 +49,46 @@ public static class WeightFitting
     {
         var clock = Stopwatch.StartNew();
         var sequences = data.Select(d => s.Sequence(d.Example)).ToList();
-        var (ids, mask, labels) = SequenceBatch.Build(sequences, s.PadId);
-        using var _ = ids;
-        using var __ = mask;
-        using var ___ = labels;
-        using var first = tensor(sequences.Select(q => (long)q.LossFrom - 1).ToArray());
         int groups = layerWise ? s.Model.Config.NumHiddenLayers : 1;
-        Tensor Loss(Tensor w)
+        // The batch is cut into parts of at most MergeFitPart sequences (a cut that depends on the data alone), each a
+        // forward and backward of its own on the workers; each part's loss is its mean, weighted by its share of the
+        // labelled tokens (cross-entropy) or of the sequences (entropy), so the parts sum to the whole batch's mean.
+        int partCount = (sequences.Count + MergeFitPart - 1) / MergeFitPart;
+        var cuts = Enumerable.Range(0, partCount).Select(p => sequences.GetRange(sequences.Count * p / partCount,
+            sequences.Count * (p + 1) / partCount - sequences.Count * p / partCount)).ToList();
+        var batches = cuts.Select(part => SequenceBatch.Build(part, s.PadId)).ToList();
+        try
+        {
+            var shares = objective == FitObjective.CrossEntropy
+                ? batches.Select(b => (double)b.Labels.ne(SequenceBatch.Ignore).sum().item<long>()).ToList()
+                : cuts.Select(c => (double)c.Count).ToList();
+            double all = shares.Sum();
+            var parts = cuts.Select((part, p) => new LossPart(shares[p] / all, w => Loss(w, batches[p].Ids, batches[p].Mask, batches[p].Labels,
+                part.Select(q => (long)q.LossFrom - 1).ToArray()))).ToList();
+            var fit = SimplexFit.Fit([groups, s.Count], parts, options, progress);
+            // With no initial noise the first step is taken at uniform weights, so its loss is the uniform loss.
+            double uniform = (options?.InitNoise ?? 0) == 0 ? fit.LossHistory[0]
+                : UniformLoss([groups, s.Count], w => parts.Select(p => p.Loss(w) * p.Weight).Aggregate((a, b) => a + b));
+            return new FittedWeights(fit.Weights, fit.LossHistory, uniform, fit.FinalLoss, clock.Elapsed.TotalSeconds, data.Count);
+        }
+        finally
+        {
+            foreach (var b in batches) { b.Ids.Dispose(); b.Mask.Dispose(); b.Labels.Dispose(); }
+        }
+
+        Tensor Loss(Tensor w, Tensor ids, Tensor mask, Tensor labels, long[] firstAnswer)
         {
             var logits = s.Model.forward(new DecoderInput(ids, mask, Mixing: new LayerWeights(w, ids.shape[0]))).Logits;
             if (objective == FitObjective.CrossEntropy)
                 return nn.functional.cross_entropy(logits.reshape(-1, logits.shape[^1]), labels.reshape(-1), ignore_index: SequenceBatch.Ignore);
-            var logp = nn.functional.log_softmax(logits[arange(sequences.Count), first], -1);
+            using var first = tensor(firstAnswer);
+            var logp = nn.functional.log_softmax(logits[arange(firstAnswer.Length), first], -1);
             return -(logp.exp() * logp).sum(-1).mean();
         }
-        return Fit([groups, s.Count], Loss, options, progress, clock, data.Count);
     }
+
+    /// <summary>Sequences per forward of a merge-coefficient fit: the 48 of the study's default (4 per task × 12) run as 2 parts.</summary>
+    public const int MergeFitPart = 24;
 
     /// <summary>
     /// LoraHub-style composition for one task from a handful of examples: gradient-free bounded search

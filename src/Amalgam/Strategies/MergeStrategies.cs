@@ -146,14 +146,18 @@ public static class MergeStrategies
     public static Strategy LoraHub(StrategyContext c, int examples = 5, LoraHubOptions? options = null)
     {
         options ??= new LoraHubOptions(Seed: c.Options.Seed);
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        var tasks = c.Suite.Suite.Tasks;
+        // Each task's search is independent (same options, its own examples): side by side on the workers.
+        var searched = Runtime.TorchWorkers.Map(tasks, t =>
+            WeightFitting.LoraHub(c.Suite, c.Suite.Suite.LoadSplit(t, Evaluation.Suites.Suite.Validation).Take(examples).ToList(), options).Weights);
+        double seconds = clock.Elapsed.TotalSeconds;
         var fits = new Dictionary<string, FittedWeights>();
         var predictors = new Dictionary<string, IPredictor>();
-        foreach (var t in c.Suite.Suite.Tasks)
+        for (int i = 0; i < tasks.Count; i++)
         {
-            var few = c.Suite.Suite.LoadSplit(t, Evaluation.Suites.Suite.Validation).Take(examples).ToList();
-            var (fit, _) = WeightFitting.LoraHub(c.Suite, few, options);
-            fits[t.Name] = fit;
-            predictors[t.Name] = MixturePredictor.Fixed(c.Suite.Model, fit.Vector);
+            fits[tasks[i].Name] = searched[i];
+            predictors[tasks[i].Name] = MixturePredictor.Fixed(c.Suite.Model, searched[i].Vector);
         }
         return new Strategy
         {
@@ -165,7 +169,7 @@ public static class MergeStrategies
             PredictorFor = t => predictors[t.Name],
             Flops = m => m.FoldedMerge(),
             StoredParameters = Costs.Base(c.Suite) + Costs.Experts(c.Suite),
-            FitSeconds = fits.Values.Sum(f => f.Seconds),
+            FitSeconds = seconds,
             Details = new JsonObject(fits.Select(f => KeyValuePair.Create(f.Key, (JsonNode?)new JsonObject
             {
                 ["weights"] = EnsembleStrategies.Weights(c, f.Value.Vector),

@@ -5,15 +5,21 @@ namespace Amalgam.Strategies;
 /// <summary>The references every strategy is read against: the base model alone, and each expert on its own task.</summary>
 public static class ReferenceStrategies
 {
-    public static Strategy Base(StrategyContext c) => new()
+    public static Strategy Base(StrategyContext c)
     {
-        Name = "base",
-        Family = StrategyFamily.Reference,
-        Description = "the base model alone, no expert",
-        PredictorFor = _ => new ModelPredictor(c.Suite.Model),
-        Flops = m => m.Base(),
-        StoredParameters = Costs.Base(c.Suite),
-    };
+        var predictor = new ModelPredictor(c.Suite.Model);
+        return new()
+        {
+            Name = "base",
+            Family = StrategyFamily.Reference,
+            Description = "the base model alone, no expert",
+            PredictorFor = _ => predictor,
+            AnswersKey = "base",
+            ThroughputKey = Saved.MergedModelStrategy.DenseModelKey(c.Suite.Model),
+            Flops = m => m.Base(),
+            StoredParameters = Costs.Base(c.Suite),
+        };
+    }
 
     /// <summary>Oracle routing: the true task's expert (held-out tasks have none and are not scored). The upper bound.</summary>
     public static Strategy ExpertOracle(StrategyContext c)

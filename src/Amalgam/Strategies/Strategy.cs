@@ -29,6 +29,10 @@ public sealed class Strategy : IDisposable
     public double FitSeconds { get; init; }
     public JsonObject? Details { get; init; }
     public List<IDisposable> Owned { get; init; } = [];
+    /// <summary>Equal keys give the same answers on every input (<see cref="Saved.DeployableStrategy.AnswersKey"/>); null: never shared.</summary>
+    public string? AnswersKey { get; init; }
+    /// <summary>Equal keys run the same computation shapes (<see cref="Saved.DeployableStrategy.ThroughputKey"/>); null: measured alone.</summary>
+    public string? ThroughputKey { get; init; }
 
     /// <summary>The strategy as a value that can be saved as a folder and loaded again (null for references).</summary>
     public Saved.DeployableStrategy? Saved { get; private init; }
@@ -49,7 +53,7 @@ public sealed class Strategy : IDisposable
         {
             Name = name, Family = family, Variant = variant, Description = description,
             PredictorFor = _ => predictor, Flops = flops, StoredParameters = storedParameters, FitSeconds = fitSeconds,
-            Details = details, Saved = saved, Owned = [.. owned, saved],
+            Details = details, Saved = saved, Owned = [.. owned, saved], AnswersKey = saved.AnswersKey, ThroughputKey = saved.ThroughputKey,
         };
     }
 
@@ -58,6 +62,7 @@ public sealed class Strategy : IDisposable
     {
         Name = Name, Family = Family, Variant = Variant, Description = Description, Deployable = Deployable, PredictorFor = PredictorFor,
         Flops = Flops, StoredParameters = StoredParameters, FitSeconds = seconds, Details = Details, Owned = Owned, Saved = Saved,
+        AnswersKey = AnswersKey, ThroughputKey = ThroughputKey,
     };
 
     public void Dispose()

@@ -84,20 +84,36 @@ public sealed class StrategyContext(ExpertSuite suite, StrategyOptions options) 
     public double TaskMean(IReadOnlyList<double> perExample) =>
         SelectionSet.Select((d, n) => (d.Expert, Score: perExample[n])).GroupBy(x => x.Expert).Average(g => g.Average(x => x.Score));
 
+    /// <summary>Selection examples per request set: one forward batch of the predictors (64 prompts).</summary>
+    public const int SelectionChunk = 64;
+
     /// <summary>
     /// A predictor's score on every selection example by the metric of the example's task (the suite evaluator's
-    /// scoring: exact match of the greedy answer, or option accuracy), the examples of one metric in one batch.
+    /// scoring: exact match of the greedy answer, or option accuracy). The examples of one metric are cut into
+    /// ⌈n / <see cref="SelectionChunk"/>⌉ request sets of near-equal size, scored side by side on the
+    /// <see cref="Runtime.TorchWorkers"/>; the cut depends only on the set, never on the thread count. The
+    /// predictor must answer each example on its own (every router, merge and ensemble validated here does; a
+    /// group-wise merge, which looks at the whole request set, would see only its chunk).
     /// </summary>
     public double[] SelectionScores(IPredictor predictor)
     {
         var set = SelectionSet;
         var scores = new double[set.Count];
+        var chunks = new List<(string Metric, List<int> At)>();
         foreach (var group in Enumerable.Range(0, set.Count).GroupBy(n => suite.ExpertTasks[set[n].Expert].Metric))
         {
             var at = group.ToList();
-            var (s, _) = SuiteEvaluator.Score(predictor, suite.Tokenizer, suite.Suite, group.Key, at.Select(n => set[n].Example).ToList());
-            for (int i = 0; i < at.Count; i++) scores[at[i]] = s[i];
+            int parts = (at.Count + SelectionChunk - 1) / SelectionChunk;
+            for (int p = 0; p < parts; p++)
+            {
+                int from = at.Count * p / parts, to = at.Count * (p + 1) / parts;
+                chunks.Add((group.Key, at.GetRange(from, to - from)));
+            }
         }
+        var results = Runtime.TorchWorkers.Map(chunks, c =>
+            SuiteEvaluator.Score(predictor, suite.Tokenizer, suite.Suite, c.Metric, c.At.Select(n => set[n].Example).ToList()).Scores);
+        for (int c = 0; c < chunks.Count; c++)
+            for (int i = 0; i < chunks[c].At.Count; i++) scores[chunks[c].At[i]] = results[c][i];
         return scores;
     }
 

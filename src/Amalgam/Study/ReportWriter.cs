@@ -58,9 +58,17 @@ public static class ReportWriter
         foreach (var s in r.Strategies)
             Row(md, [s.Name, s.Family, s.Variant ?? "", StudyFormat.Score(s.HeldInNormalized), StudyFormat.Interval(s.HeldInInterval),
                 StudyFormat.Score(s.GapClosed), StudyFormat.Interval(s.GapClosedInterval), StudyFormat.Score(s.HeldOut), StudyFormat.Interval(s.HeldOutInterval),
-                StudyFormat.Flops(s.RelativeFlops), StudyFormat.TokensPerSecond(s.TokensPerSecond),
+                StudyFormat.Flops(s.RelativeFlops), StudyFormat.TokensPerSecond(s.TokensPerSecond) + (s.TokensPerSecondFrom is { } from ? $" (= {from})" : ""),
                 s.TokensPerSecondSpread is double sp ? StudyFormat.Percent(sp) + (StudyFormat.Stable(sp) ? "" : " (unstable)") : "—",
                 StudyFormat.Count(s.StoredParameters), StudyFormat.Seconds(s.FitSeconds), s.Deployable ? "yes" : "no"]);
+        var sharedProbe = r.Strategies.Where(s => s.TokensPerSecondFrom is not null).ToList();
+        var sharedEval = r.Strategies.Where(s => s.EvaluationFrom is not null).ToList();
+        if (sharedProbe.Count > 0)
+            md.AppendLine().AppendLine("\"(= name)\": tokens/s measured once for strategies that run the same ops on the same shapes (a folded merge runs as the base; " +
+                "ensembles differing only in weights): " + string.Join(", ", sharedProbe.Select(s => $"`{s.Name}` from `{s.TokensPerSecondFrom}`")) + ".");
+        if (sharedEval.Count > 0)
+            md.AppendLine().AppendLine("Evaluated once, because they compute exactly the same function: " +
+                string.Join(", ", sharedEval.Select(s => $"`{s.Name}` reuses `{s.EvaluationFrom}`'s test scores")) + ".");
         md.AppendLine();
 
         md.AppendLine("## Scores per task").AppendLine();

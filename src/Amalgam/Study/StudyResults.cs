@@ -169,6 +169,16 @@ public sealed record StrategyResult
     /// <see cref="StudyFormat.StableSpread"/> the measurement is called unstable and nothing rests on it. Null if not measured.
     /// </summary>
     [JsonPropertyName("tokens_per_second_spread")] public double? TokensPerSecondSpread { get; init; }
+    /// <summary>
+    /// The strategy whose probe run <see cref="TokensPerSecond"/> was measured on, when it is not this one: one that
+    /// runs the same ops on the same shapes (a folded merge and the base; ensembles that differ only in weights). Null: measured itself.
+    /// </summary>
+    [JsonPropertyName("tokens_per_second_from")] public string? TokensPerSecondFrom { get; init; }
+    /// <summary>
+    /// The strategy whose test evaluation this one reuses, when it computes exactly the same function (a fit that fell
+    /// back to uniform weights, a merge with the same recipe); then <see cref="EvalSeconds"/> is 0. Null: evaluated itself.
+    /// </summary>
+    [JsonPropertyName("evaluation_from")] public string? EvaluationFrom { get; init; }
     /// <summary>Parameters that must be stored and served: the base, plus every adapter, router or merged copy kept.</summary>
     [JsonPropertyName("stored_parameters"), JsonRequired] public long StoredParameters { get; init; }
     /// <summary>Seconds spent fitting (weights, router, selection) before evaluation; 0 if nothing is fitted.</summary>

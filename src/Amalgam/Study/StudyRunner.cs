@@ -62,21 +62,28 @@ public static class StudyRunner
         stages.Time("expert scores", () =>
         {
             using var oracle = ReferenceStrategies.ExpertOracle(context);
-            foreach (var t in suite.ExpertTasks)
-                expertEvals[t.Name] = SuiteEvaluator.Evaluate(oracle.PredictorFor(t)!, suite.Tokenizer, suite.Suite, t, Suite.Test, options.TestLimit);
+            foreach (var e in SuiteEvaluator.EvaluateAll(oracle.PredictorFor, suite.Tokenizer, suite.Suite, suite.ExpertTasks, Suite.Test, options.TestLimit))
+                expertEvals[e.Task] = e;
         });
         progress?.Report("base scores (the base on every task)");
         var baseEvals = reused["base"] = [];
         (double Value, double Spread) baseTokensPerSecond;
+        string? baseThroughputKey;
         using (var baseline = ReferenceStrategies.Base(context))
         {
             stages.Time("base scores", () =>
             {
-                foreach (var t in tasks)
-                    baseEvals[t.Name] = SuiteEvaluator.Evaluate(baseline.PredictorFor(t)!, suite.Tokenizer, suite.Suite, t, Suite.Test, options.TestLimit);
+                foreach (var e in SuiteEvaluator.EvaluateAll(baseline.PredictorFor, suite.Tokenizer, suite.Suite, tasks, Suite.Test, options.TestLimit))
+                    baseEvals[e.Task] = e;
             });
             baseTokensPerSecond = stages.Time("base tokens/s", () => TokensPerSecond(baseline, probe, options.ThroughputTokens, suite.PadId));
+            baseThroughputKey = baseline.ThroughputKey;
         }
+        // Evaluations and throughput probes are shared between strategies that compute the same thing (same answers)
+        // or run the same shapes (same cost): key -> the first strategy's name and figures.
+        var answered = new Dictionary<string, (string Name, Dictionary<string, TaskEvaluation> PerTask)>(StringComparer.Ordinal) { ["base"] = ("base", baseEvals) };
+        var measured = new Dictionary<string, (string Name, double Value, double Spread)>(StringComparer.Ordinal);
+        if (baseThroughputKey is not null) measured[baseThroughputKey] = ("base", baseTokensPerSecond.Value, baseTokensPerSecond.Spread);
         var expertScores = expertEvals.ToDictionary(e => e.Key, e => e.Value.Score);
         var baseScores = baseEvals.ToDictionary(e => e.Key, e => e.Value.Score);
 
@@ -112,18 +119,25 @@ public static class StudyRunner
             }
             progress?.Report($"{at}: evaluating");
             var evalClock = Stopwatch.StartNew();
+            string? evaluationFrom = strategy.AnswersKey is { } ak && answered.TryGetValue(ak, out var same) && same.Name != strategy.Name ? same.Name : null;
+            if (evaluationFrom is not null) reused[entry.Name] = answered[strategy.AnswersKey!].PerTask;
             var evaluations = stages.Time($"evaluate {entry.Family}", () =>
             {
                 var found = reused.GetValueOrDefault(entry.Name);
+                var fresh = SuiteEvaluator.EvaluateAll(t => found?.ContainsKey(t.Name) == true ? null : strategy.PredictorFor(t),
+                    suite.Tokenizer, suite.Suite, tasks, Suite.Test, options.TestLimit).ToDictionary(e => e.Task);
                 var perTask = new Dictionary<string, TaskEvaluation>();
                 foreach (var t in tasks)
-                    if (found?.GetValueOrDefault(t.Name) is { } cached) perTask[t.Name] = cached;
-                    else if (strategy.PredictorFor(t) is { } predictor)
-                        perTask[t.Name] = SuiteEvaluator.Evaluate(predictor, suite.Tokenizer, suite.Suite, t, Suite.Test, options.TestLimit);
+                    if ((found?.GetValueOrDefault(t.Name) ?? fresh.GetValueOrDefault(t.Name)) is { } e) perTask[t.Name] = e;
                 return perTask;
             });
-            double evalSeconds = evalClock.Elapsed.TotalSeconds;
-            var (tokensPerSecond, spread) = stages.Time($"tokens/s {entry.Family}", () => TokensPerSecond(strategy, probe, options.ThroughputTokens, suite.PadId));
+            double evalSeconds = evaluationFrom is null ? evalClock.Elapsed.TotalSeconds : 0;
+            if (strategy.AnswersKey is { } key) answered.TryAdd(key, (strategy.Name, evaluations));
+            var shared = strategy.ThroughputKey is { } tk && measured.TryGetValue(tk, out var m) ? m : ((string Name, double Value, double Spread)?)null;
+            string? tokensFrom = shared is { } sh && sh.Name != strategy.Name ? sh.Name : null;
+            var (tokensPerSecond, spread) = shared is { } known ? (known.Value, known.Spread)
+                : stages.Time($"tokens/s {entry.Family}", () => TokensPerSecond(strategy, probe, options.ThroughputTokens, suite.PadId));
+            if (strategy.ThroughputKey is { } tkey) measured.TryAdd(tkey, (strategy.Name, tokensPerSecond, spread));
             var result = new StrategyResult
             {
                 Name = strategy.Name,
@@ -136,6 +150,8 @@ public static class StudyRunner
                 RelativeFlops = cost.Relative(strategy.Flops(cost)),
                 TokensPerSecond = tokensPerSecond,
                 TokensPerSecondSpread = spread,
+                TokensPerSecondFrom = tokensFrom,
+                EvaluationFrom = evaluationFrom,
                 StoredParameters = strategy.StoredParameters,
                 FitSeconds = strategy.FitSeconds,
                 EvalSeconds = evalSeconds,

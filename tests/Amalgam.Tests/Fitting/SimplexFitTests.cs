@@ -57,6 +57,33 @@ public class SimplexFitTests
     }
 
     [Fact]
+    public void A_loss_cut_into_weighted_parts_fits_as_the_whole()
+    {
+        // Mean cross-entropy over 3000 tokens = 1000/3000 · mean over the first 1000 + 2000/3000 · mean over the rest.
+        using var logp = MixtureSample([0.5, 0.2, 0.3], 3000, seed: 4);
+        using var mask = ones(3000, 1);
+        using var head = logp.narrow(0, 0, 1000);
+        using var tail = logp.narrow(0, 1000, 2000);
+        using var headMask = ones(1000, 1);
+        using var tailMask = ones(2000, 1);
+        var options = new SimplexFitOptions(Steps: 120, LearningRate: 0.1);
+        var whole = SimplexFit.Fit([2, 3], w => EnsembleObjectives.CrossEntropy(logp, mask, w[0]) + EnsembleObjectives.CrossEntropy(logp, mask, w[1]) * 0.5, options);
+        var parts = SimplexFit.Fit([2, 3],
+        [
+            new LossPart(1.0 / 3, w => EnsembleObjectives.CrossEntropy(head, headMask, w[0]) + EnsembleObjectives.CrossEntropy(head, headMask, w[1]) * 0.5),
+            new LossPart(2.0 / 3, w => EnsembleObjectives.CrossEntropy(tail, tailMask, w[0]) + EnsembleObjectives.CrossEntropy(tail, tailMask, w[1]) * 0.5),
+        ], options);
+        Assert.Equal(whole.LossHistory.Count, parts.LossHistory.Count);
+        // float32 losses: the two sums round differently in the last bits.
+        for (int i = 0; i < whole.LossHistory.Count; i++) Assert.Equal(whole.LossHistory[i], parts.LossHistory[i], 1e-5);
+        Assert.Equal(whole.FinalLoss, parts.FinalLoss, 1e-5);
+        for (int r = 0; r < 2; r++)
+            for (int k = 0; k < 3; k++) Assert.Equal(whole.Weights[r][k], parts.Weights[r][k], 1e-5);
+        Assert.Throws<ArgumentException>(() => SimplexFit.Fit([3], Array.Empty<LossPart>()));
+        Assert.Throws<ArgumentException>(() => SimplexFit.Fit([3], [new LossPart(-1, w => w.sum())]));
+    }
+
+    [Fact]
     public void Layer_wise_shape_fits_each_row_on_its_own_simplex()
     {
         using var targets = tensor(new float[] { 0.7f, 0.2f, 0.1f, 0.1f, 0.1f, 0.8f }, new long[] { 2, 3 });

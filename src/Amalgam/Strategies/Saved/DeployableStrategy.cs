@@ -22,6 +22,18 @@ public abstract class DeployableStrategy : IDisposable
     /// <summary>Whether answering needs the pool's experts (a folded merge needs only its own weights).</summary>
     public virtual bool UsesExperts => true;
 
+    /// <summary>
+    /// What this strategy computes: two strategies with equal keys give the same answers on every input, so the study
+    /// scores one and reuses its evaluation for the other (null: unknown, never shared).
+    /// </summary>
+    public virtual string? AnswersKey => null;
+
+    /// <summary>
+    /// How it computes: equal keys run the same ops on tensors of the same shapes (only the values differ), so one
+    /// tokens/s measurement stands for both (null: measure it).
+    /// </summary>
+    public virtual string? ThroughputKey => null;
+
     /// <summary>Answers with <paramref name="pool"/>, whose experts are the ones this strategy was fitted on, in order.</summary>
     public abstract IPredictor Predictor(ExpertPool pool);
 

@@ -13,6 +13,12 @@ public sealed class EnsembleStrategy(IReadOnlyList<double> weights, EnsembleAggr
 
     public override IPredictor Predictor(ExpertPool pool) => EnsemblePredictor.Weighted(pool.Model, weights, aggregation);
 
+    public override string? AnswersKey =>
+        $"ensemble {aggregation} {string.Join(",", weights.Select(w => w.ToString("R", System.Globalization.CultureInfo.InvariantCulture)))}";
+
+    /// <summary>Every weighting runs all K experts as K rows per prompt: the same ops whatever the weights.</summary>
+    public override string? ThroughputKey => $"ensemble {aggregation} {weights.Count}";
+
     public override JsonObject Save(string dir, ExpertPool pool) => new()
     {
         ["weights"] = SavedParameters.PerExpert(pool.Names, weights),

@@ -23,6 +23,15 @@ public sealed class MergedModelStrategy(CausalLM model, string? recipe, bool own
 
     public override IPredictor Predictor(ExpertPool pool) => new ModelPredictor(model);
 
+    /// <summary>The recipe (inputs, method, parameters, seed) fixes the merged weights.</summary>
+    public override string? AnswersKey => recipe is null ? null : "merged-model\n" + recipe;
+
+    /// <summary>A folded merge runs as the base does: one dense model of the same config and dtype.</summary>
+    public override string? ThroughputKey => DenseModelKey(model);
+
+    /// <summary>The throughput key of one dense model: its config and dtype.</summary>
+    public static string DenseModelKey(CausalLM m) => $"dense {m.Dtype} {System.Text.Json.JsonSerializer.Serialize(m.Config)}";
+
     public override JsonObject Save(string dir, ExpertPool pool)
     {
         CheckpointWriter.Save(model, Path.Combine(dir, ModelFolder), staging => OutputFolderFiles.CopyTokenizer(pool.BasePath, staging));
