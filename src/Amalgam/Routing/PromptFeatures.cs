@@ -21,9 +21,11 @@ public static class PromptFeatures
         var device = model.parameters().First().device;
         using var inference = inference_mode();
         using var scope = NewDisposeScope();
-        var parts = new List<Tensor>();
-        for (int start = 0; start < prompts.Count; start += batchSize)
+        // Batches are independent (see above), so they run side by side on the workers.
+        var starts = Enumerable.Range(0, (prompts.Count + batchSize - 1) / batchSize).Select(b => b * batchSize).ToList();
+        var parts = Runtime.TorchWorkers.Map(starts, start =>
         {
+            using var mode = inference_mode();
             using var batchScope = NewDisposeScope();
             var batch = prompts.Skip(start).Take(batchSize).ToList();
             var (ids, mask, width) = SequenceBatch.LeftPadded(batch, padId);
@@ -32,9 +34,10 @@ public static class PromptFeatures
             var hidden = model.HiddenStates(new DecoderInput(tensor(ids, [rows, width], device: device), maskTensor), layers).to(ScalarType.Float32);
             var weights = maskTensor.to(ScalarType.Float32).unsqueeze(-1);
             var mean = (hidden * weights).sum(1) / weights.sum(1);
-            parts.Add(mean.cpu().MoveToOuterDisposeScope());
-        }
-        var all = parts.Count == 0 ? zeros(new long[] { 0, model.Config.HiddenSize }) : cat(parts.ToArray(), 0);
+            return mean.cpu().DetachFromDisposeScope();
+        });
+        foreach (var p in parts) scope.Attach(p);
+        var all = parts.Length == 0 ? zeros(new long[] { 0, model.Config.HiddenSize }) : cat(parts, 0);
         return all.MoveToOuterDisposeScope();
     }
 }

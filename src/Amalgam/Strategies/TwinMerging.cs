@@ -38,10 +38,10 @@ public static class TwinMerging
         TwinMergingOptions? options = null)
     {
         options ??= new();
-        var result = new List<LoraAdapter>();
-        foreach (var expert in experts)
+        foreach (var expert in experts) expert.RequirePlainLora("by Twin-Merging (its exclusive parts are s·B·A minus the shared update)");
+        // The experts' SVDs are independent: side by side on the workers; each factor leaves its worker's scope unowned.
+        return Runtime.TorchWorkers.Map(experts, expert =>
         {
-            expert.RequirePlainLora("by Twin-Merging (its exclusive parts are s·B·A minus the shared update)");
             var factors = new Dictionary<string, (Tensor A, Tensor B)>(StringComparer.Ordinal);
             var ranks = new Dictionary<string, int>(StringComparer.Ordinal);
             foreach (var (module, delta) in expert.Deltas)
@@ -64,8 +64,7 @@ public static class TwinMerging
                 AlphaPattern = odd.ToDictionary(kv => kv.Key, kv => (double)kv.Value),
                 Source = $"{expert.Name} (Twin-Merging exclusive part)",
             };
-            result.Add(new LoraAdapter(expert.Name, config, factors));
-        }
-        return result;
+            return new LoraAdapter(expert.Name, config, factors);
+        });
     }
 }

@@ -226,11 +226,14 @@ public static class StudyRunner
     }
 
     /// <summary>
-    /// Generated tokens per second on the probe batch (no stop tokens, so every row makes every token): the fastest of
-    /// three timed runs after a warm-up (the machine's noise only ever slows a run down), and the runs' spread
-    /// (slowest − fastest) / fastest, which says whether the figure can be trusted. A strategy with one predictor for
-    /// all tasks runs the batch at once.
+    /// Generated tokens per second on the probe batch (no stop tokens, so every row makes every token): the faster of
+    /// <see cref="ProbeRuns"/> timed runs after a warm-up (the machine's noise only ever slows a run down), and the runs'
+    /// spread (slowest − fastest) / fastest, which says whether the figure can be trusted. A strategy with one predictor
+    /// for all tasks runs the batch at once. The probe runs alone, with the process's full thread count.
     /// </summary>
+    /// <summary>Timed probe runs per measurement (after one warm-up run): two give a fastest run and a spread.</summary>
+    public const int ProbeRuns = 2;
+
     static (double Value, double Spread) TokensPerSecond(Strategy strategy, List<(TaskDefinition Task, IReadOnlyList<long> Prompt)> probe, int tokens, long pad)
     {
         var groups = probe.GroupBy(p => p.Task.Name).Select(g => (Predictor: strategy.PredictorFor(g.First().Task), Prompts: g.Select(p => p.Prompt).ToList()))
@@ -241,7 +244,7 @@ public static class StudyRunner
         int total = runs.Sum(r => r.Prompts.Count) * tokens;
         void Once() { foreach (var r in runs) r.Predictor!.Generate(r.Prompts, tokens, [], pad); }
         Once();
-        var times = Enumerable.Range(0, 3).Select(_ => { var sw = Stopwatch.StartNew(); Once(); return sw.Elapsed.TotalSeconds; }).ToList();
+        var times = Enumerable.Range(0, ProbeRuns).Select(_ => { var sw = Stopwatch.StartNew(); Once(); return sw.Elapsed.TotalSeconds; }).ToList();
         return (total / times.Min(), (times.Max() - times.Min()) / times.Min());
     }
 }
