@@ -21,7 +21,9 @@ internal static class PlanCheck
         // A wider range some parameters have under mergekit applies only when the recipe names the flavor itself.
         bool mergekitFlavor = plan.Parameters.TryGetValue("flavor", out var f) && f is ScalarSetting { Value: "mergekit" };
         ParameterSetting Coerced(ParameterSpec spec, ParameterSetting setting, string at) =>
-            setting.Map(v =>
+            spec.Kind == ParameterKind.List && setting is ConditionalSetting
+                ? throw Error(at, "expected a list of names (a list parameter takes no filters)")
+                : setting.Map(v =>
             {
                 var value = spec.Coerce(v, out string why) ?? throw Error(at, why);
                 return spec.RangeError(value, mergekitFlavor) is { } outside ? throw Error(at, outside) : value;
