@@ -91,7 +91,7 @@ public sealed class MergeInputSet : IDisposable
     public ParameterResolver Resolver { get; } = null!;
 
     public bool AnyLora => Models.Any(m => m.Source is LoraExpertSource);
-    public bool AllLora => Models.All(m => m.Source is LoraExpertSource);
+    public bool AllLora => Models.Count > 0 && Models.All(m => m.Source is LoraExpertSource);
 
     /// <summary>The checkpoint whose key set, config and tokenizer the output follows: the base, else the first model (of the first slice).</summary>
     public IMergeSource Reference => (IMergeSource?)Base ?? (Recipe.Slices is { } s ? byReference[s[0].Sources[0].Model.Reference] : Models[0].Source);
