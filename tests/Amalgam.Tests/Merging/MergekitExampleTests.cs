@@ -386,11 +386,11 @@ public class MergekitExampleTests
     /// <summary>Example recipes of mergekit's repository that Amalgam refuses, each naming what it lacks.</summary>
     [Theory]
     [InlineData("linear_small.yml", "models:\n  - model: BEE-spoke-data/smol_llama-220M-GQA\n\n  - model: BEE-spoke-data/smol_llama-220M-openhermes\n\nmetric_method: scale\ndtype: float32\n",
-        "linear_small.yml: metric_method: unknown field")]
+        "linear_small.yml: metric_method: mergekit's merge metrics are not implemented")]
     [InlineData("zipit.yml", "models:\n  - model: psmathur/orca_mini_v3_13b\n    parameters:\n      density: 0.5\nmerge_method: ties\nbase_model: TheBloke/Llama-2-13B-fp16\ndtype: float16\nalign_weights: \"zipit\"\n",
-        "zipit.yml: align_weights: unknown field")]
+        "zipit.yml: align_weights: ZipIt alignment is not implemented")]
     [InlineData("chipalign.yml", "models:\n  - model: instruction_model_path\n  - model: chip_model_path\nmerge_method: nuslerp\nparameters:\n  geodesic: true\n  lambda: 0.5\n  nuslerp_flatten: true\ntokenizer:\n  source: \"union\"\ndtype: bfloat16\n",
-        "chipalign.yml: parameters.geodesic: ChipAlign's geodesic interpolation (geodesic, lambda) is not implemented; nuslerp takes")]
+        "chipalign.yml: parameters.geodesic: ChipAlign's geodesic interpolation (geodesic, lambda) is not implemented: it is no parameter of mergekit's nuslerp")]
     public void A_mergekit_example_amalgam_lacks_is_refused_naming_it(string example, string yaml, string expected)
     {
         var e = Assert.Throws<InvalidDataException>(() => MergePlan.Parse(yaml, example));

@@ -35,7 +35,7 @@ internal static class PlanCheck
             if (!specs.TryGetValue(name, out var spec))
                 throw Error($"parameters.{name}", name == "geodesic"
                     // mergekit's examples/chipalign.yml: ChipAlign's geodesic interpolation, not a parameter of mergekit's nuslerp.
-                    ? $"ChipAlign's geodesic interpolation (geodesic, lambda) is not implemented; {method.Name} takes ({Known()}); for nuslerp give each model a weight"
+                    ? $"ChipAlign's geodesic interpolation (geodesic, lambda) is not implemented: it is no parameter of mergekit's {method.Name}, only of an unmerged mergekit pull request whose formula is not available to reproduce; {method.Name} takes ({Known()}); for nuslerp give each model a weight"
                     : $"unknown parameter for {method.Name} ({Known()})");
             global[name] = Coerced(spec, setting, $"parameters.{name}");
         }

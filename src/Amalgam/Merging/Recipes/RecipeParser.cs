@@ -21,6 +21,8 @@ internal static class RecipeParser
         ["experts"] = "a mergekit-moe field in a merge recipe: a mergekit-moe config has base_model, experts and gate_mode and no merge_method (amalgam merge builds it with MoeMerge)",
         ["genome"] = "mergekit-evolve configs are not supported (the evolutionary search loop); fit merge coefficients with `amalgam fit` instead",
         ["tasks"] = "mergekit-evolve configs are not supported (the evolutionary search loop); fit merge coefficients with `amalgam fit` instead",
+        ["align_weights"] = "ZipIt alignment is not implemented: it matches neurons across models by feature correlations measured on data before merging, not a per-tensor formula (and mergekit's own zipit.py is an unfinished draft that refers to undefined names)",
+        ["metric_method"] = "mergekit's merge metrics are not implemented: that branch's metric_method compares two models' tensors (per-neuron cosine, SMAPE, scale, MSE, attention-head heatmaps with hard-coded head counts) and defines no output; it merges nothing",
     };
 
     /// <summary>A refusal inside a nested value; the caller prefixes the source.</summary>
