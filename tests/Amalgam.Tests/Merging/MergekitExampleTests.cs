@@ -326,6 +326,35 @@ public class MergekitExampleTests
         }
     }
 
+    /// <summary>
+    /// cabs.yml end to end, in float32 (nothing rounded away) and with its top-level pruning_order reversed so that the
+    /// order shows: zephyr-beta first takes the 8 largest |δ| of every 32 entries (weight 0.4), then zephyr-alpha the
+    /// 8 largest of the 24 left (weight 0.6); checked on one tensor against plain loops.
+    /// </summary>
+    [Fact]
+    public void Cabs_example_gives_alpha_then_beta_8_of_every_32_entries()
+    {
+        using var dir = new TestData.TempDir();
+        string yaml = "models:\n  - model: ./models_test/Mistral-7b-v0.1/\n  - model: ./models_test/zephyr-7b-alpha/\n    parameters: {weight: 0.6, n_val: 8, m_val: 32}\n" +
+            "  - model: ./models_test/zephyr-7b-beta/\n    parameters: {weight: 0.4, n_val: 8, m_val: 32}\nmerge_method: cabs\ndefault_n_val: 8\ndefault_m_val: 32\n" +
+            "pruning_order:\n  - ./models_test/zephyr-7b-beta/\n  - ./models_test/zephyr-7b-alpha/\nbase_model: ./models_test/Mistral-7b-v0.1/\ndtype: float32\n";
+        MergeRunner.Run(MergePlan.Parse(Local(yaml, dir), "cabs.yml"), dir["out"]);
+        const string name = "model.layers.3.self_attn.q_proj.weight";
+        float[] Read(string folder) { using var s = TensorStore.Open(folder); using var t = s.Load(name); return t.reshape(-1).data<float>().ToArray(); }
+        float[] b = Read(dir["m10"]), beta = Read(dir["m12"]), alpha = Read(dir["m11"]), merged = Read(dir["out"]);
+        var expected = b.Select(x => (double)x).ToArray();
+        var taken = new bool[b.Length];
+        foreach (var (model, w) in new[] { (beta, 0.4), (alpha, 0.6) })  // the order this pruning_order gives
+            for (int start = 0; start < b.Length; start += 32)
+            {
+                var block = Enumerable.Range(start, Math.Min(32, b.Length - start)).Where(i => !taken[i])
+                    .OrderByDescending(i => Math.Abs((double)model[i] - b[i])).ThenBy(i => i).Take(8).ToList();
+                foreach (int i in block) { expected[i] += w * ((double)model[i] - b[i]); taken[i] = true; }
+            }
+        Assert.Equal(b.Length / 2, taken.Count(t => t));  // 16 of every 32
+        for (int i = 0; i < b.Length; i++) Assert.True(Math.Abs(expected[i] - merged[i]) < 1e-6, $"{name}[{i}]: expected {expected[i]}, got {merged[i]}");
+    }
+
     /// <summary>The two example configurations of mergekit's docs/moe.md, unchanged but for the model names.</summary>
     [Theory]
     [InlineData("sparse upcycling of smol_llama into an 8x220M MoE", "llama_gqa", """
