@@ -1,3 +1,4 @@
+using Amalgam.Merging;
 using Amalgam.Merging.Execution;
 using Amalgam.Merging.Recipes;
 
@@ -199,6 +200,8 @@ public class RecipeTests
         Assert.Equal(["b", "a"], g.List("pruning_order")!);
         Assert.Equal((2.0, 8.0), (g.Number("default_n_val", 0), g.Number("default_m_val", 0)));
         Assert.Equal(r.ToYaml(), Real(r.ToYaml()).ToYaml());
+        var flags = new RecipeFlags { Method = "cabs", BaseModel = "base", Models = ["a", "b"], Sets = ["pruning_order=b,a", "n_val=2", "m_val=8"] }.ToRecipe(MergeMethods.Get);
+        Assert.Equal(["b", "a"], new ParameterResolver(flags, 4).Global("model.layers.0.mlp.up_proj.weight").List("pruning_order")!);
         string Refused(string yaml) => Assert.Throws<InvalidDataException>(() => Real(yaml)).Message;
         Assert.StartsWith("cabs.yml: default_n_val: given both at the top level and under parameters",
             Refused("merge_method: cabs\nbase_model: base\nmodels: [a]\ndefault_n_val: 2\nparameters: {default_n_val: 3}\n"));
