@@ -332,7 +332,7 @@ public class MergekitExampleTests
     /// 8 largest of the 24 left (weight 0.6); checked on one tensor against plain loops.
     /// </summary>
     [Fact]
-    public void Cabs_example_gives_alpha_then_beta_8_of_every_32_entries()
+    public void Cabs_example_gives_each_model_in_pruning_order_8_of_every_32_entries()
     {
         using var dir = new TestData.TempDir();
         string yaml = "models:\n  - model: ./models_test/Mistral-7b-v0.1/\n  - model: ./models_test/zephyr-7b-alpha/\n    parameters: {weight: 0.6, n_val: 8, m_val: 32}\n" +
