@@ -31,6 +31,18 @@ public interface IMergeMethod
     IWholeModelPass? CreatePass(MergeParameters global, int models) => null;
 
     /// <summary>
+    /// Global parameters a recipe may also write at its top level, beside <c>merge_method</c> (mergekit's
+    /// <c>examples/cabs.yml</c> does so for <c>default_n_val</c>, <c>default_m_val</c> and <c>pruning_order</c>).
+    /// </summary>
+    IReadOnlyList<string> TopLevelParameters => [];
+
+    /// <summary>
+    /// Whether a recipe with no model besides the base merges to the base (mergekit's core_space and cabs return it)
+    /// instead of being refused.
+    /// </summary>
+    bool MergesBaseAlone => false;
+
+    /// <summary>
     /// Merges one tensor. Inputs are float32 (float64 in reference tests), all of one shape; the result has that
     /// shape and is a new tensor (dispose-scope friendly: created inside the caller's scope).
     /// </summary>
@@ -59,7 +71,14 @@ public sealed record MergeTensorInputs(
     IReadOnlyList<MergeParameters> ModelParameters,
     MergeParameters Global,
     Generator? Random = null,
-    IWholeModelPass? Pass = null);
+    IWholeModelPass? Pass = null)
+{
+    /// <summary>How the recipe names each of <see cref="Models"/> (its reference: the full path, or a stage name), when known.</summary>
+    public IReadOnlyList<string>? ModelNames { get; init; }
+
+    /// <summary>How the recipe names the base model, when there is one.</summary>
+    public string? BaseName { get; init; }
+}
 
 /// <summary>
 /// A method whose result at a row depends only on the inputs at that row, once per-tensor statistics (TIES's

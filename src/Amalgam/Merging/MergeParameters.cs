@@ -22,6 +22,9 @@ public sealed class MergeParameters
 
     public string Choice(string name, string fallback) => values.TryGetValue(name, out var v) ? (string)v : fallback;
 
+    /// <summary>A <see cref="ParameterKind.List"/> value, or null when unset.</summary>
+    public IReadOnlyList<string>? List(string name) => values.TryGetValue(name, out var v) ? (IReadOnlyList<string>)v : null;
+
     public double RequiredNumber(string name, string tensor) =>
         values.TryGetValue(name, out var v) ? Convert.ToDouble(v) : throw new InvalidDataException($"tensor '{tensor}': parameter '{name}' is required");
 }

@@ -22,6 +22,9 @@ internal static class MethodCatalog
         new ArceeFusion(),
         new Ram(),
         new RamPlusTl(),
+        new Lrp(),
+        new CoreSpace(),
+        new Cabs(),
     ];
 
     /// <summary>Names in mergekit's registry that Amalgam refuses, with the reason.</summary>

@@ -4,7 +4,8 @@ namespace Amalgam.Merging;
 
 public enum ParameterScope { Global, PerModel }
 
-public enum ParameterKind { Number, Bool, Choice }
+/// <summary><see cref="List"/>: a list of names as one value (cabs's <c>pruning_order</c>), never a gradient over depth.</summary>
+public enum ParameterKind { Number, Bool, Choice, List }
 
 /// <summary>The values a number parameter accepts: an interval, open or closed at each end, optionally integers only.</summary>
 public sealed record NumberRange(double Min, double Max, bool MinOpen = false, bool MaxOpen = false, bool Integer = false)
@@ -79,6 +80,8 @@ public sealed record ParameterSpec(
                 return null;
             case ParameterKind.Bool when literal is bool b:
                 return b;
+            case ParameterKind.List when literal is string item:
+                return item;
             case ParameterKind.Choice:
                 string text = literal switch
                 {
@@ -94,6 +97,7 @@ public sealed record ParameterSpec(
         {
             ParameterKind.Number => "a number",
             ParameterKind.Bool => "true or false",
+            ParameterKind.List => "a list of names",
             _ => "one of " + string.Join(", ", (Choices ?? []).Concat(Aliases?.Keys ?? [])),
         };
         why = $"expected {expected}, got '{Literal(literal)}'";

@@ -44,7 +44,8 @@ public class MergekitExampleTests
     }
 
     static readonly string[] Names = ["psmathur/orca_mini_v3_13b", "garage-bAInd/Platypus2-13B", "WizardLM/WizardLM-13B-V1.2", "WizardLM/WizardMath-13B-V1.0", "TheBloke/Llama-2-13B-fp16",
-        "model_a", "model_b", "model_c"];
+        "model_a", "model_b", "model_c", "TinyLlama/TinyLlama-1.1B-Chat-v1.0", "gpt2",
+        "./models_test/Mistral-7b-v0.1/", "./models_test/zephyr-7b-alpha/", "./models_test/zephyr-7b-beta/"];
 
     static string Local(string yaml, TestData.TempDir dir)
     {
@@ -227,6 +228,59 @@ public class MergekitExampleTests
         parameters: {r: 0.1, alpha: 0.2}
         dtype: bfloat16
         """, 40)]
+    [InlineData("lrp.yml", """
+        merge_method: lrp
+        base_model: TinyLlama/TinyLlama-1.1B-Chat-v1.0
+        parameters:
+          density: 0.7
+        models:
+          - model: psmathur/orca_mini_v3_13b
+            parameters:
+              weight: 1.0
+          - model: garage-bAInd/Platypus2-13B
+            parameters:
+              weight: 1.0
+        dtype: float16
+        """, 40)]
+    [InlineData("core_space.yml", """
+        models:
+          - model: gpt2
+            parameters:
+              weight: 0.5
+          - model: gpt2
+            parameters:
+              weight: 1.0
+
+        merge_method: core_space
+        base_model: gpt2
+        dtype: float32
+        """, 40)]
+    [InlineData("cabs.yml", """
+        models:
+          - model: ./models_test/Mistral-7b-v0.1/ # Identifier is the path string
+          - model: ./models_test/zephyr-7b-alpha/ # Identifier is the path string
+            parameters:
+              weight: 0.6
+              n_val: 8  # Per-model n
+              m_val: 32 # Per-model m
+          - model: ./models_test/zephyr-7b-beta/  # Identifier is the path string
+            parameters:
+              weight: 0.4
+              n_val: 8  # Per-model n
+              m_val: 32 # Per-model m
+              # n_val and m_val not set for zephyr_beta, will use global defaults
+
+        merge_method: cabs
+        # Global method parameters, sibling to merge_method
+        default_n_val: 8   # Global default n
+        default_m_val: 32   # Global default m
+        pruning_order:
+          - ./models_test/zephyr-7b-alpha/
+          - ./models_test/zephyr-7b-beta/
+
+        base_model: ./models_test/Mistral-7b-v0.1/
+        dtype: bfloat16
+        """, 40)]
     public void A_mergekit_example_runs_and_its_output_runs_in_Amalgam(string example, string yaml, int layers)
     {
         using var dir = new TestData.TempDir();
@@ -250,6 +304,55 @@ public class MergekitExampleTests
         File.Copy(Path.Combine(TestData.Golden(golden), "config.json"), Path.Combine(folder, "config.json"));
         File.Copy(Path.Combine(TestData.Golden(MergeFixtures.Base), "tokenizer.amalgam.json"), Path.Combine(folder, "tokenizer.amalgam.json"));
         return folder;
+    }
+
+    /// <summary>
+    /// core_space.yml merges gpt2 with itself: mergekit gathers one tensor per distinct model, so every tensor is that
+    /// model's (its one-input case); Amalgam gives the same, bit for bit in float32.
+    /// </summary>
+    [Fact]
+    public void Core_space_example_gives_back_its_one_model()
+    {
+        using var dir = new TestData.TempDir();
+        string yaml = "models:\n  - model: gpt2\n    parameters:\n      weight: 0.5\n  - model: gpt2\n    parameters:\n      weight: 1.0\n\nmerge_method: core_space\nbase_model: gpt2\ndtype: float32\n";
+        MergeRunner.Run(MergePlan.Parse(Local(yaml, dir), "core_space.yml"), dir["out"]);
+        using var input = TensorStore.Open(dir["m9"]);
+        using var output = TensorStore.Open(dir["out"]);
+        Assert.Equal(input.Names.Order(), output.Names.Order());
+        foreach (var n in input.Names)
+        {
+            using var scope = NewDisposeScope();
+            Assert.True(input.Load(n).eq(output.Load(n)).all().item<bool>(), n);
+        }
+    }
+
+    /// <summary>
+    /// cabs.yml end to end, in float32 (nothing rounded away) and with its top-level pruning_order reversed so that the
+    /// order shows: zephyr-beta first takes the 8 largest |δ| of every 32 entries (weight 0.4), then zephyr-alpha the
+    /// 8 largest of the 24 left (weight 0.6); checked on one tensor against plain loops.
+    /// </summary>
+    [Fact]
+    public void Cabs_example_gives_each_model_in_pruning_order_8_of_every_32_entries()
+    {
+        using var dir = new TestData.TempDir();
+        string yaml = "models:\n  - model: ./models_test/Mistral-7b-v0.1/\n  - model: ./models_test/zephyr-7b-alpha/\n    parameters: {weight: 0.6, n_val: 8, m_val: 32}\n" +
+            "  - model: ./models_test/zephyr-7b-beta/\n    parameters: {weight: 0.4, n_val: 8, m_val: 32}\nmerge_method: cabs\ndefault_n_val: 8\ndefault_m_val: 32\n" +
+            "pruning_order:\n  - ./models_test/zephyr-7b-beta/\n  - ./models_test/zephyr-7b-alpha/\nbase_model: ./models_test/Mistral-7b-v0.1/\ndtype: float32\n";
+        MergeRunner.Run(MergePlan.Parse(Local(yaml, dir), "cabs.yml"), dir["out"]);
+        const string name = "model.layers.3.self_attn.q_proj.weight";
+        float[] Read(string folder) { using var s = TensorStore.Open(folder); using var t = s.Load(name); return t.reshape(-1).data<float>().ToArray(); }
+        float[] b = Read(dir["m10"]), beta = Read(dir["m12"]), alpha = Read(dir["m11"]), merged = Read(dir["out"]);
+        var expected = b.Select(x => (double)x).ToArray();
+        var taken = new bool[b.Length];
+        foreach (var (model, w) in new[] { (beta, 0.4), (alpha, 0.6) })  // the order this pruning_order gives
+            for (int start = 0; start < b.Length; start += 32)
+            {
+                var block = Enumerable.Range(start, Math.Min(32, b.Length - start)).Where(i => !taken[i])
+                    .OrderByDescending(i => Math.Abs((double)model[i] - b[i])).ThenBy(i => i).Take(8).ToList();
+                foreach (int i in block) { expected[i] += w * ((double)model[i] - b[i]); taken[i] = true; }
+            }
+        Assert.Equal(b.Length / 2, taken.Count(t => t));  // 16 of every 32
+        for (int i = 0; i < b.Length; i++) Assert.True(Math.Abs(expected[i] - merged[i]) < 1e-6, $"{name}[{i}]: expected {expected[i]}, got {merged[i]}");
     }
 
     /// <summary>The two example configurations of mergekit's docs/moe.md, unchanged but for the model names.</summary>
@@ -311,16 +414,12 @@ public class MergekitExampleTests
 
     /// <summary>Example recipes of mergekit's repository that Amalgam refuses, each naming what it lacks.</summary>
     [Theory]
-    [InlineData("lrp.yml", "merge_method: lrp\nbase_model: TinyLlama/TinyLlama-1.1B-Chat-v1.0\nparameters:\n  density: 0.7\nmodels:\n  - model: psmathur/orca_mini_v3_13b\n    parameters:\n      weight: 1.0\n  - model: garage-bAInd/Platypus2-13B\n    parameters:\n      weight: 1.0\ndtype: float16\n",
-        "lrp.yml: merge_method: unknown method 'lrp'")]
-    [InlineData("core_space.yml", "models:\n  - model: gpt2\n    parameters:\n      weight: 0.5\n  - model: gpt2\n    parameters:\n      weight: 1.0\n\nmerge_method: core_space\nbase_model: gpt2\ndtype: float32\n",
-        "core_space.yml: merge_method: unknown method 'core_space'")]
     [InlineData("linear_small.yml", "models:\n  - model: BEE-spoke-data/smol_llama-220M-GQA\n\n  - model: BEE-spoke-data/smol_llama-220M-openhermes\n\nmetric_method: scale\ndtype: float32\n",
-        "linear_small.yml: metric_method: unknown field")]
+        "linear_small.yml: metric_method: mergekit's merge metrics are not implemented")]
     [InlineData("zipit.yml", "models:\n  - model: psmathur/orca_mini_v3_13b\n    parameters:\n      density: 0.5\nmerge_method: ties\nbase_model: TheBloke/Llama-2-13B-fp16\ndtype: float16\nalign_weights: \"zipit\"\n",
-        "zipit.yml: align_weights: unknown field")]
+        "zipit.yml: align_weights: ZipIt alignment is not implemented")]
     [InlineData("chipalign.yml", "models:\n  - model: instruction_model_path\n  - model: chip_model_path\nmerge_method: nuslerp\nparameters:\n  geodesic: true\n  lambda: 0.5\n  nuslerp_flatten: true\ntokenizer:\n  source: \"union\"\ndtype: bfloat16\n",
-        "chipalign.yml: parameters.geodesic: ChipAlign's geodesic interpolation (geodesic, lambda) is not implemented; nuslerp takes")]
+        "chipalign.yml: parameters.geodesic: ChipAlign's geodesic interpolation (geodesic, lambda) is not implemented: it is no parameter of mergekit's nuslerp")]
     public void A_mergekit_example_amalgam_lacks_is_refused_naming_it(string example, string yaml, string expected)
     {
         var e = Assert.Throws<InvalidDataException>(() => MergePlan.Parse(yaml, example));

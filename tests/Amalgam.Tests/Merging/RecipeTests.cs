@@ -1,3 +1,4 @@
+using Amalgam.Merging;
 using Amalgam.Merging.Execution;
 using Amalgam.Merging.Recipes;
 
@@ -144,8 +145,6 @@ public class RecipeTests
         "recipe.yaml: parameters.epsilon: missing; required by random_mask")]
     [InlineData("merge_method: tiez\nmodels: [a]\n",
         "recipe.yaml: merge_method: unknown method 'tiez'")]
-    [InlineData("merge_method: linear\nmodels:\n  - model: a\n    parameters: {weight: 1}\n  - model: ./a\n    parameters: {weight: 1}\n",
-        "recipe.yaml: models[1].model: ")]
     [InlineData("merge_method: task_arithmetic\nbase_model: base\nmodels:\n  - model: a\n    parameters: {weight: 1, lambda: 2}\n",
         "recipe.yaml: models[0].parameters.lambda: 'lambda' is a global parameter of task_arithmetic")]
     [InlineData("merge_method: task_arithmetic\nmodels:\n  - model: a\n    parameters: {weight: 1}\n",
@@ -161,11 +160,55 @@ public class RecipeTests
     [InlineData("merge_method: linear\nmodels: [a]\nparameters: {weight: 1}\nwhatever: 1\n", "recipe.yaml: whatever: unknown field")]
     [InlineData("merge_method: linear\nmodels: [a]\nparameters:\n  weight:\n    - filter: mlp\n      valu: 1\n", "recipe.yaml: parameters.weight[0].valu: unknown field")]
     [InlineData("merge_method: [linear\n", "recipe.yaml: not valid YAML")]
+    [InlineData("merge_method: ties\nbase_model: base\nmodels: [a]\npruning_order: [a]\n", "recipe.yaml: pruning_order: unknown field")]
     public void Refusals_are_one_line_naming_the_field(string yaml, string expected)
     {
         string message = Refusal(yaml);
         Assert.StartsWith(expected, message);
         Assert.DoesNotContain('\n', message);
+    }
+
+    [Fact]
+    public void A_model_listed_twice_is_merged_once_with_its_first_listings_values_as_mergekit_looks_them_up()
+    {
+        var r = Parse("""
+            merge_method: linear
+            models:
+              - model: a
+                parameters:
+                  weight: [{filter: mlp, value: 1}]
+              - model: b
+                parameters: {weight: 3}
+              - model: ./a
+                parameters: {weight: 2}
+            """);
+        Assert.Equal([Path.GetFullPath("a"), Path.GetFullPath("b")], r.Models.Select(m => m.Path));
+        var resolver = new ParameterResolver(r, 2);
+        // the first listing's filter where it matches, the later listing's value where it does not
+        Assert.Equal(1.0, resolver.ForModel(r.Models[0], "model.layers.0.mlp.up_proj.weight").Number("weight", double.NaN));
+        Assert.Equal(2.0, resolver.ForModel(r.Models[0], "model.layers.0.self_attn.q_proj.weight").Number("weight", double.NaN));
+        Assert.Equal(r.ToYaml(), Parse(r.ToYaml()).ToYaml());
+    }
+
+    [Fact]
+    public void Cabs_takes_its_parameters_beside_merge_method_and_a_list_is_one_value_for_every_tensor()
+    {
+        static MergeRecipe Real(string yaml) => MergeRecipe.Parse(yaml, "cabs.yml");
+        var r = Real("merge_method: cabs\nbase_model: base\nmodels: [a, b]\ndefault_n_val: 2\ndefault_m_val: 8\npruning_order: [b, a]\n");
+        var resolver = new ParameterResolver(r, 4);
+        var g = resolver.Global("model.layers.3.mlp.up_proj.weight");
+        Assert.Equal(["b", "a"], g.List("pruning_order")!);
+        Assert.Equal((2.0, 8.0), (g.Number("default_n_val", 0), g.Number("default_m_val", 0)));
+        Assert.Equal(r.ToYaml(), Real(r.ToYaml()).ToYaml());
+        var flags = new RecipeFlags { Method = "cabs", BaseModel = "base", Models = ["a", "b"], Sets = ["pruning_order=b,a", "n_val=2", "m_val=8"] }.ToRecipe(MergeMethods.Get);
+        Assert.Equal(["b", "a"], new ParameterResolver(flags, 4).Global("model.layers.0.mlp.up_proj.weight").List("pruning_order")!);
+        string Refused(string yaml) => Assert.Throws<InvalidDataException>(() => Real(yaml)).Message;
+        Assert.StartsWith("cabs.yml: default_n_val: given both at the top level and under parameters",
+            Refused("merge_method: cabs\nbase_model: base\nmodels: [a]\ndefault_n_val: 2\nparameters: {default_n_val: 3}\n"));
+        Assert.StartsWith("cabs.yml: parameters.pruning_order: expected a list of names",
+            Refused("merge_method: cabs\nbase_model: base\nmodels: [a]\nparameters:\n  pruning_order: [{filter: mlp, value: a}]\n"));
+        Assert.StartsWith("cabs.yml: models[0].parameters.n_val: 2.5 is not an integer",
+            Refused("merge_method: cabs\nbase_model: base\nmodels:\n  - model: a\n    parameters: {n_val: 2.5, m_val: 4}\n"));
     }
 
     [Fact]

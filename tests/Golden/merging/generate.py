@@ -587,6 +587,120 @@ add("model_stock/filter_wise_vector", "model_stock", {"filter_wise": True}, [{},
     [tensor_entry("model.norm.weight", b1, ms1, T_(model_stock_rows(b1n, [N(m) for m in ms1])))])
 add("passthrough/scale", "passthrough", {}, [{"scale": 0.5}], [tensor_entry(TN, base, [models[0]], 0.5 * models[0])])
 
+# ---------------------------------------------------------------- lrp, core_space, cabs (numpy, float64, from the formulas in docs/merging.md)
+rng = np.random.default_rng(20261202)
+
+
+def lrp_ref(base, models, weights, density):
+    b = np.zeros_like(models[0]) if base is None else base
+    total = sum(weights)
+    out = np.zeros_like(b)
+    for m, w in zip(models, weights):
+        d = (m - b).reshape(-1)
+        k = int(density * d.size)
+        keep = np.zeros(d.size)
+        keep[sorted(range(d.size), key=lambda i: (-abs(d[i]), i))[:k]] = 1.0
+        out = out + (w / total) * (d * keep).reshape(b.shape)
+    return b + out
+
+
+def core_space_ref(name, base, models):
+    inputs = ([] if base is None else [base]) + list(models)
+    if len(inputs) == 1:
+        return inputs[0]
+    b, others = inputs[0], inputs[1:]
+    if not any(s in name for s in ("lora_A", "lora_B", "lora_", "adapter")) or b.ndim != 2:
+        return sum(inputs) / len(inputs)
+    Bs, As = [], []
+    for m in others:
+        d = m - b
+        if "lora_A" in name:
+            Bs.append(np.eye(d.shape[0])); As.append(d)
+        elif "lora_B" in name:
+            Bs.append(d); As.append(np.eye(d.shape[1]))
+        else:
+            k = max(1, min(16, min(d.shape) // 4))
+            u, sv, vt = np.linalg.svd(d, full_matrices=False)
+            Bs.append(u[:, :k]); As.append(np.diag(sv[:k]) @ vt[:k])
+    ub = np.linalg.svd(np.concatenate(Bs, axis=1), full_matrices=False)[0]
+    v = np.linalg.svd(np.concatenate(As, axis=0), full_matrices=False)[2].T
+    c = min(ub.shape[1], v.shape[1])
+    pu, pv = ub[:, :c] @ ub[:, :c].T, v[:, :c] @ v[:, :c].T  # projections: independent of the SVD's signs
+    return b + pu @ (sum(B @ A for B, A in zip(Bs, As)) / len(Bs)) @ pv
+
+
+def cabs_ref(base, models, names, pm, g, base_name=None):
+    order = g.get("pruning_order")
+    idx = [names.index(x) for x in order if x != base_name] if order else sorted(range(len(models)), key=lambda i: names[i])
+    out = base.copy().reshape(-1)
+    taken = np.zeros(base.size, dtype=bool)
+    for i in idx:
+        p = pm[i]
+        if "n_val" in p:
+            n, m = int(p["n_val"]), int(p["m_val"])
+        elif "default_n_val" in g:
+            n, m = int(g["default_n_val"]), int(g["default_m_val"])
+        else:
+            n, m = 1, 4
+        cand = np.where(taken, 0.0, (models[i] - base).reshape(-1))
+        keep = np.zeros(base.size, dtype=bool)
+        for start in range(0, base.size, m):  # a short last block is the zero-padded one: padding never outranks real entries here
+            block = list(range(start, min(start + m, base.size)))
+            ranked_block = sorted(block, key=lambda j: (-abs(cand[j]), j))
+            for j in ranked_block[:n]:
+                keep[j] = True
+        out = out + p.get("weight", 1.0) * cand * keep
+        taken |= keep
+    return out.reshape(base.shape)
+
+
+def named_case(name, method, g, pm, tensors, names=None, base_name=None, no_base=False):
+    add(name, method, g, pm, tensors)
+    if names is not None:
+        cases[-1]["names"] = names
+    if base_name is not None:
+        cases[-1]["base_name"] = base_name
+    if no_base:
+        cases[-1]["no_base"] = True
+
+
+def R(*shape):
+    return rng.standard_normal(shape)
+
+
+lb = R(6, 8)
+lms = [lb + 0.5 * R(6, 8) for _ in range(3)]
+LW = [{"weight": 1.0}, {"weight": 0.5}, {"weight": 2.0}]
+named_case("lrp/default", "lrp", {}, LW, [tensor_entry(TN, T_(lb), [T_(m) for m in lms], T_(lrp_ref(lb, lms, [1.0, 0.5, 2.0], 0.7)))])
+named_case("lrp/density", "lrp", {"density": 0.3}, LW, [tensor_entry(TN, T_(lb), [T_(m) for m in lms], T_(lrp_ref(lb, lms, [1.0, 0.5, 2.0], 0.3)))])
+named_case("lrp/no_base", "lrp", {"density": 0.5}, LW[:2], [tensor_entry(TN, T_(lms[2]), [T_(m) for m in lms[:2]], T_(lrp_ref(None, lms[:2], [1.0, 0.5], 0.5)))], no_base=True)
+
+cs_tensors = []
+for tname, shape in [("model.layers.0.self_attn.q_proj.lora_A.weight", (4, 8)), ("model.layers.0.self_attn.q_proj.lora_B.weight", (8, 4)),
+                     ("model.layers.0.adapter.up.weight", (8, 12)), ("model.layers.0.mlp.up_proj.weight", (6, 8)), ("model.layers.0.lora_magnitude", (8,))]:
+    cb = R(*shape)
+    cms = [cb + 0.5 * R(*shape) for _ in range(3)]
+    cs_tensors.append(tensor_entry(tname, T_(cb), [T_(m) for m in cms], T_(core_space_ref(tname, cb, cms))))
+named_case("core_space/tensor_kinds", "core_space", {}, [{}, {}, {}], cs_tensors)
+cb = R(8, 12)
+cms = [cb + 0.5 * R(8, 12) for _ in range(3)]
+named_case("core_space/no_base", "core_space", {}, [{}, {}, {}],
+           [tensor_entry("model.layers.1.adapter.down.weight", T_(cms[0]), [T_(m) for m in cms], T_(core_space_ref("adapter", None, cms)))], no_base=True)
+
+cb6 = R(6, 8)
+cbm = [cb6 + 0.5 * R(6, 8) for _ in range(3)]
+CN = ["/m/zeta", "/m/alpha", "/m/mid"]
+CPM = [{"weight": 0.6, "n_val": 8, "m_val": 32}, {"weight": 0.4, "n_val": 8, "m_val": 32}, {"weight": 1.5, "n_val": 8, "m_val": 32}]
+named_case("cabs/per_model_sorted", "cabs", {}, CPM, [tensor_entry(TN, T_(cb6), [T_(m) for m in cbm], T_(cabs_ref(cb6, cbm, CN, CPM, {})))], names=CN)
+G = {"pruning_order": ["/m/mid", "/m/base", "/m/zeta", "/m/alpha"]}
+PM24 = [{"weight": 1.0, "n_val": 2, "m_val": 4}, {"weight": 0.5, "n_val": 1, "m_val": 4}, {"weight": 2.0, "n_val": 2, "m_val": 4}]
+named_case("cabs/pruning_order", "cabs", G, PM24, [tensor_entry(TN, T_(cb6), [T_(m) for m in cbm], T_(cabs_ref(cb6, cbm, CN, PM24, G, "/m/base")))],
+           names=CN, base_name="/m/base")
+GD = {"default_n_val": 3, "default_m_val": 5}
+PMD = [{"weight": 1.0}, {"weight": 0.7, "n_val": 1, "m_val": 3}, {"weight": 1.2}]
+named_case("cabs/defaults", "cabs", GD, PMD, [tensor_entry(TN, T_(cb6), [T_(m) for m in cbm], T_(cabs_ref(cb6, cbm, CN, PMD, GD)))], names=CN)
+named_case("cabs/fallback_1_4", "cabs", {}, [{}, {}], [tensor_entry(TN, T_(cb6), [T_(m) for m in cbm[:2]], T_(cabs_ref(cb6, cbm[:2], CN[:2], [{}, {}], {})))], names=CN[:2])
+
 out = os.path.join(os.path.dirname(os.path.abspath(__file__)), "cases.json")
 with open(out, "w") as f:
     json.dump({"generator": "tests/Golden/merging/generate.py", "torch": torch.__version__, "cases": cases}, f, separators=(",", ":"))

@@ -48,7 +48,7 @@ public sealed class MergeInputSet : IDisposable
                 if (recipe.Slices is null && UsesBase && ReferenceEquals(source, Base)) continue;
                 models.Add((m, source));
             }
-            if (models.Count == 0 && recipe.Slices is null) throw new InvalidDataException($"{recipe.Source}: models: nothing to merge besides the base model");
+            if (models.Count == 0 && recipe.Slices is null && !(UsesBase && Base is not null && recipe.Method.MergesBaseAlone)) throw new InvalidDataException($"{recipe.Source}: models: nothing to merge besides the base model");
             Models = models;
             Layers = CountLayers(ReferenceFolder, ReferenceNames);
             Resolver = new ParameterResolver(recipe, Layers);
@@ -91,7 +91,7 @@ public sealed class MergeInputSet : IDisposable
     public ParameterResolver Resolver { get; } = null!;
 
     public bool AnyLora => Models.Any(m => m.Source is LoraExpertSource);
-    public bool AllLora => Models.All(m => m.Source is LoraExpertSource);
+    public bool AllLora => Models.Count > 0 && Models.All(m => m.Source is LoraExpertSource);
 
     /// <summary>The checkpoint whose key set, config and tokenizer the output follows: the base, else the first model (of the first slice).</summary>
     public IMergeSource Reference => (IMergeSource?)Base ?? (Recipe.Slices is { } s ? byReference[s[0].Sources[0].Model.Reference] : Models[0].Source);
@@ -210,13 +210,15 @@ public sealed class MergeInputSet : IDisposable
     public MergeTensorInputs Inputs(MergeKey key, Tensor? baseTensor, IReadOnlyList<Tensor> models, Generator? random, IWholeModelPass? pass) =>
         new(key.Output, UsesBase ? baseTensor : null, models,
             key.Models.Select(m => Resolver.ForModel(m.Model, key.Output, key.T)).ToList(),
-            Resolver.Global(key.Output, key.T), random, pass);
+            Resolver.Global(key.Output, key.T), random, pass)
+        { ModelNames = key.Models.Select(m => m.Model.Reference).ToList(), BaseName = UsesBase ? Recipe.BaseModel : null };
 
     /// <summary>The same for the plain (unsliced) key <paramref name="name"/>.</summary>
     public MergeTensorInputs Inputs(string name, Tensor? baseTensor, IReadOnlyList<Tensor> models, Generator? random, IWholeModelPass? pass) =>
         new(name, UsesBase ? baseTensor : null, models,
             Models.Select(m => Resolver.ForModel(m.Model, name)).ToList(),
-            Resolver.Global(name), random, pass);
+            Resolver.Global(name), random, pass)
+        { ModelNames = Models.Select(m => m.Model.Reference).ToList(), BaseName = UsesBase ? Recipe.BaseModel : null };
 
     public Generator? RandomFor(string name) => Recipe.Method.IsRandomized ? TensorSeed.Generator(Recipe.RandomSeed, name) : null;
 

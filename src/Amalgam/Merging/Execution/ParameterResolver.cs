@@ -59,6 +59,19 @@ public sealed partial class ParameterResolver
 
     object? Resolve(ParameterSpec spec, RecipeModel? model, string tensorName, double t, bool required)
     {
+        if (spec.Kind == ParameterKind.List)
+        {
+            // A list is one value for every tensor (PlanCheck refuses filters on it), not a gradient over depth.
+            var setting = model is not null && model.Parameters.TryGetValue(spec.Name, out var mine) ? mine
+                : recipe.Parameters.TryGetValue(spec.Name, out var all) ? all : null;
+            return setting switch
+            {
+                null => null,
+                GradientSetting g => g.Values.Select(v => (string)v).ToList(),
+                ScalarSetting s => new List<string> { (string)s.Value },
+                _ => throw new InvalidOperationException($"parameter '{spec.Name}': a list takes no filters"),
+            };
+        }
         if (model is not null && model.Parameters.TryGetValue(spec.Name, out var own) && own.Evaluate(tensorName, t) is { } a) return a;
         if (recipe.Parameters.TryGetValue(spec.Name, out var top) && top.Evaluate(tensorName, t) is { } b) return b;
         // Optional parameters stay unset: the method applies its defaults, which depend on the flavor

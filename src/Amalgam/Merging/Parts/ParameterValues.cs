@@ -54,7 +54,9 @@ internal static class ParameterValues
                     throw new InvalidDataException($"parameter '{name}': not a parameter of {method.Name}; known: {string.Join(", ", specs.Keys)}");
                 if (!isGlobal && spec.Scope == ParameterScope.Global)
                     throw new InvalidDataException($"parameter '{name}': global to {method.Name}, cannot be given per model");
-                if (spec.Coerce(value, out string why) is null) throw new InvalidDataException($"parameter '{name}': {why}");
+                var literals = spec.Kind == ParameterKind.List && value is IEnumerable<string> items ? items.Cast<object>() : [value];
+                foreach (var literal in literals)
+                    if (spec.Coerce(literal, out string why) is null) throw new InvalidDataException($"parameter '{name}': {why}");
             }
         }
         Check(global, true);

@@ -21,7 +21,9 @@ internal static class PlanCheck
         // A wider range some parameters have under mergekit applies only when the recipe names the flavor itself.
         bool mergekitFlavor = plan.Parameters.TryGetValue("flavor", out var f) && f is ScalarSetting { Value: "mergekit" };
         ParameterSetting Coerced(ParameterSpec spec, ParameterSetting setting, string at) =>
-            setting.Map(v =>
+            spec.Kind == ParameterKind.List && setting is ConditionalSetting
+                ? throw Error(at, "expected a list of names (a list parameter takes no filters)")
+                : setting.Map(v =>
             {
                 var value = spec.Coerce(v, out string why) ?? throw Error(at, why);
                 return spec.RangeError(value, mergekitFlavor) is { } outside ? throw Error(at, outside) : value;
@@ -33,7 +35,7 @@ internal static class PlanCheck
             if (!specs.TryGetValue(name, out var spec))
                 throw Error($"parameters.{name}", name == "geodesic"
                     // mergekit's examples/chipalign.yml: ChipAlign's geodesic interpolation, not a parameter of mergekit's nuslerp.
-                    ? $"ChipAlign's geodesic interpolation (geodesic, lambda) is not implemented; {method.Name} takes ({Known()}); for nuslerp give each model a weight"
+                    ? $"ChipAlign's geodesic interpolation (geodesic, lambda) is not implemented: it is no parameter of mergekit's {method.Name}, only of an unmerged mergekit pull request whose formula is not available to reproduce; {method.Name} takes ({Known()}); for nuslerp give each model a weight"
                     : $"unknown parameter for {method.Name} ({Known()})");
             global[name] = Coerced(spec, setting, $"parameters.{name}");
         }

@@ -21,6 +21,8 @@ internal static class RecipeParser
         ["experts"] = "a mergekit-moe field in a merge recipe: a mergekit-moe config has base_model, experts and gate_mode and no merge_method (amalgam merge builds it with MoeMerge)",
         ["genome"] = "mergekit-evolve configs are not supported (the evolutionary search loop); fit merge coefficients with `amalgam fit` instead",
         ["tasks"] = "mergekit-evolve configs are not supported (the evolutionary search loop); fit merge coefficients with `amalgam fit` instead",
+        ["align_weights"] = "ZipIt alignment is not implemented: it matches neurons across models by feature correlations measured on data before merging, not a per-tensor formula (and mergekit's own zipit.py is an unfinished draft that refers to undefined names)",
+        ["metric_method"] = "mergekit's merge metrics are not implemented: that branch's metric_method compares two models' tensors (per-neuron cosine, SMAPE, scale, MSE, attention-head heatmaps with hard-coded head counts) and defines no output; it merges nothing",
     };
 
     /// <summary>A refusal inside a nested value; the caller prefixes the source.</summary>
@@ -85,11 +87,18 @@ internal static class RecipeParser
     {
         InvalidDataException Error(string field, string why) => new($"{source}: {field}: {why}");
 
+        // A method may take some global parameters beside merge_method as well (mergekit's examples/cabs.yml).
+        IReadOnlyList<string> topLevel = [];
+        if (root.Children.TryGetValue(new YamlScalarNode("merge_method"), out var peek) && peek is YamlScalarNode { Value: { } peekName })
+            try { topLevel = methods(peekName).TopLevelParameters; }
+            catch (Exception e) when (e is InvalidDataException or KeyNotFoundException or ArgumentException) { }
         var fields = new Dictionary<string, YamlNode>(StringComparer.Ordinal);
+        var topLevelSettings = new Dictionary<string, ParameterSetting>(StringComparer.Ordinal);
         foreach (var (k, v) in root.Children)
         {
             string key = Key(k, "");
             if (Unsupported.TryGetValue(key, out var why)) throw Error(key, why);
+            if (topLevel.Contains(key)) { topLevelSettings[key] = Setting(v, key); continue; }
             if (!Fields.Contains(key)) throw Error(key, $"unknown field (known: {string.Join(", ", Fields)})");
             fields[key] = v;
         }
@@ -199,13 +208,21 @@ internal static class RecipeParser
                     default:
                         throw Error(at, "expected {model: PATH, parameters: {...}}");
                 }
-                if (seen.TryGetValue(m.Reference, out int first)) throw Error($"{at}.model", $"'{m.Reference}' is listed twice (also models[{first}])");
-                seen[m.Reference] = i;
+                // mergekit keys the gathered tensors by model, so a model listed twice is merged once; its parameters
+                // are looked up through its listings in order (ConfigReader.parameter), the first that gives a value winning.
+                if (seen.TryGetValue(m.Reference, out int first))
+                {
+                    models[first] = models[first] with { Parameters = FirstListingWins(models[first].Parameters, m.Parameters) };
+                    continue;
+                }
+                seen[m.Reference] = models.Count;
                 models.Add(m);
             }
         }
 
         var global = fields.TryGetValue("parameters", out var pn) ? Settings(pn, "parameters") : new Dictionary<string, ParameterSetting>();
+        foreach (var (name, setting) in topLevelSettings)
+            if (!global.TryAdd(name, setting)) throw Error(name, $"given both at the top level and under parameters");
 
         ScalarType? dtype = fields.TryGetValue("dtype", out var dn) ? Dtype(Text(dn, "dtype"), "dtype", Error) : null;
         ScalarType? outDtype = fields.TryGetValue("out_dtype", out var on) ? Dtype(Text(on, "out_dtype"), "out_dtype", Error) : null;
@@ -368,6 +385,22 @@ internal static class RecipeParser
             case null: throw new FieldError($"{at}.kind: missing (model_token or zero)");
             case var other: throw new FieldError($"{at}.kind: expected model_token or zero, got '{other}'");
         }
+    }
+
+    /// <summary>
+    /// The parameters of a model listed twice: the first listing's, a later listing's where the first has none, and
+    /// where the first has filters the later one's value after them (the lookup falls through when no filter matches).
+    /// </summary>
+    static IReadOnlyDictionary<string, ParameterSetting> FirstListingWins(IReadOnlyDictionary<string, ParameterSetting> first, IReadOnlyDictionary<string, ParameterSetting> later)
+    {
+        var merged = new Dictionary<string, ParameterSetting>(first, StringComparer.Ordinal);
+        foreach (var (name, setting) in later)
+        {
+            if (!merged.TryGetValue(name, out var earlier)) merged[name] = setting;
+            else if (earlier is ConditionalSetting c)
+                merged[name] = new ConditionalSetting([.. c.Conditions, .. setting is ConditionalSetting d ? d.Conditions : [new Condition(null, setting)]]);
+        }
+        return merged;
     }
 
     /// <summary>mergekit's <c>model+lora</c>: split at the last '+' unless the whole text is an existing folder (or a stage).</summary>

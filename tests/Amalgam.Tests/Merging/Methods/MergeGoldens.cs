@@ -11,7 +11,13 @@ public static class MergeGoldens
 {
     public sealed record TensorCase(string Name, long[] Shape, double[] Base, double[][] Models, double[]?[]? Masks, double[] Expected, long[]? Kept);
 
-    public sealed record Case(string Name, string Method, MergeParameters Global, IReadOnlyList<MergeParameters> PerModel, IReadOnlyList<TensorCase> Tensors);
+    public sealed record Case(string Name, string Method, MergeParameters Global, IReadOnlyList<MergeParameters> PerModel, IReadOnlyList<TensorCase> Tensors)
+    {
+        /// <summary>The models' names (cabs orders by them), the base's name, and whether the method runs without a base.</summary>
+        public IReadOnlyList<string>? Names { get; init; }
+        public string? BaseName { get; init; }
+        public bool NoBase { get; init; }
+    }
 
     static readonly Lazy<IReadOnlyList<Case>> cases = new(Load);
 
@@ -27,6 +33,7 @@ public static class MergeGoldens
         JsonValueKind.True => true,
         JsonValueKind.False => false,
         JsonValueKind.String => e.GetString()!,
+        JsonValueKind.Array => e.EnumerateArray().Select(x => x.GetString()!).ToList(),
         _ => throw new InvalidDataException($"unexpected {e.ValueKind}"),
     };
 
@@ -48,13 +55,19 @@ public static class MergeGoldens
                 t.GetProperty("models").Deserialize<double[][]>()!,
                 t.TryGetProperty("masks", out var m) ? m.Deserialize<double[]?[]>() : null,
                 t.GetProperty("expected").Deserialize<double[]>()!,
-                t.TryGetProperty("kept", out var k) ? k.Deserialize<long[]>() : null)).ToList())).ToList();
+                t.TryGetProperty("kept", out var k) ? k.Deserialize<long[]>() : null)).ToList())
+        {
+            Names = c.TryGetProperty("names", out var n) ? n.Deserialize<string[]>() : null,
+            BaseName = c.TryGetProperty("base_name", out var b) ? b.GetString() : null,
+            NoBase = c.TryGetProperty("no_base", out var nb) && nb.GetBoolean(),
+        }).ToList();
     }
 
     public static Tensor T(double[] values, long[] shape, ScalarType dtype) => tensor(values, dtype: ScalarType.Float64).reshape(shape).to(dtype);
 
     public static MergeTensorInputs Inputs(Case c, TensorCase t, ScalarType dtype, IWholeModelPass? pass = null, Generator? random = null) =>
-        new(t.Name, T(t.Base, t.Shape, dtype), t.Models.Select(m => T(m, t.Shape, dtype)).ToList(), c.PerModel, c.Global, random, pass);
+        new(t.Name, c.NoBase ? null : T(t.Base, t.Shape, dtype), t.Models.Select(m => T(m, t.Shape, dtype)).ToList(), c.PerModel, c.Global, random, pass)
+        { ModelNames = c.Names, BaseName = c.BaseName };
 
     /// <summary>Runs a case the way the executor would: whole-model rounds first when the method asks for them,
     /// then one Merge per tensor (with the generator's masks injected for randomised methods).</summary>

@@ -37,5 +37,17 @@ public class MergeLeakTests
             r.Dispose();
             Assert.Equal(before, Live());
         }
+        // core_space's SVD paths (LoRA-named tensors) and cabs's n:m blocks with padding
+        var core = MergeMethods.Get("core_space");
+        foreach (var name in new[] { "model.layers.0.self_attn.q_proj.lora_A.weight", "model.layers.0.self_attn.q_proj.lora_B.weight", "model.layers.0.adapter.weight" })
+        {
+            long before = Live();
+            core.Merge(new MergeTensorInputs(name, b, models, pm, MergeParameters.Empty)).Dispose();
+            Assert.Equal(before, Live());
+        }
+        long start = Live();
+        MergeMethods.Get("cabs").Merge(new MergeTensorInputs("model.layers.0.mlp.up_proj.weight", b, models,
+            models.Select(_ => new MergeParameters(new Dictionary<string, object> { ["n_val"] = 2.0, ["m_val"] = 5.0 })).ToList(), MergeParameters.Empty)).Dispose();
+        Assert.Equal(start, Live());
     }
 }
