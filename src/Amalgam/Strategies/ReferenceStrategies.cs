@@ -32,6 +32,7 @@ public static class ReferenceStrategies
             Description = "each held-in task answered by its own expert (oracle routing; the upper bound); held-out tasks have no expert",
             Deployable = false,
             PredictorFor = t => c.Suite.ExpertOf(t) is var k and >= 0 ? own[k] : null,
+            AnswersKey = "expert-oracle",
             Flops = m => m.Loras(1),
             StoredParameters = Costs.Base(c.Suite) + Costs.Experts(c.Suite),
         };

@@ -57,20 +57,26 @@ public static class StudyRunner
         // The references, scored once: the experts (denominators of the normalised score) and the base (zero point of
         // gap closed). The base and oracle strategies reuse these evaluations instead of repeating them.
         progress?.Report("expert scores (each expert on its own task)");
-        var reused = new Dictionary<string, Dictionary<string, TaskEvaluation>>(StringComparer.Ordinal);
-        var expertEvals = reused["expert-oracle"] = [];
+        // Evaluations are shared between strategies that compute the same function (equal AnswersKey: the base and
+        // oracle entries reuse these reference scores, a fit that fell back to uniform reuses the uniform one), and
+        // tokens/s probes between strategies that run the same shapes (equal ThroughputKey): key -> first name and figures.
+        var answered = new Dictionary<string, (string Name, Dictionary<string, TaskEvaluation> PerTask)>(StringComparer.Ordinal);
+        var measured = new Dictionary<string, (string Name, double Value, double Spread)>(StringComparer.Ordinal);
+        var expertEvals = new Dictionary<string, TaskEvaluation>();
         stages.Time("expert scores", () =>
         {
             using var oracle = ReferenceStrategies.ExpertOracle(context);
+            answered[oracle.AnswersKey!] = (oracle.Name, expertEvals);
             foreach (var e in SuiteEvaluator.EvaluateAll(oracle.PredictorFor, suite.Tokenizer, suite.Suite, suite.ExpertTasks, Suite.Test, options.TestLimit))
                 expertEvals[e.Task] = e;
         });
         progress?.Report("base scores (the base on every task)");
-        var baseEvals = reused["base"] = [];
+        var baseEvals = new Dictionary<string, TaskEvaluation>();
         (double Value, double Spread) baseTokensPerSecond;
         string? baseThroughputKey;
         using (var baseline = ReferenceStrategies.Base(context))
         {
+            answered[baseline.AnswersKey!] = (baseline.Name, baseEvals);
             stages.Time("base scores", () =>
             {
                 foreach (var e in SuiteEvaluator.EvaluateAll(baseline.PredictorFor, suite.Tokenizer, suite.Suite, tasks, Suite.Test, options.TestLimit))
@@ -79,10 +85,6 @@ public static class StudyRunner
             baseTokensPerSecond = stages.Time("base tokens/s", () => TokensPerSecond(baseline, probe, options.ThroughputTokens, suite.PadId));
             baseThroughputKey = baseline.ThroughputKey;
         }
-        // Evaluations and throughput probes are shared between strategies that compute the same thing (same answers)
-        // or run the same shapes (same cost): key -> the first strategy's name and figures.
-        var answered = new Dictionary<string, (string Name, Dictionary<string, TaskEvaluation> PerTask)>(StringComparer.Ordinal) { ["base"] = ("base", baseEvals) };
-        var measured = new Dictionary<string, (string Name, double Value, double Spread)>(StringComparer.Ordinal);
         if (baseThroughputKey is not null) measured[baseThroughputKey] = ("base", baseTokensPerSecond.Value, baseTokensPerSecond.Spread);
         var expertScores = expertEvals.ToDictionary(e => e.Key, e => e.Value.Score);
         var baseScores = baseEvals.ToDictionary(e => e.Key, e => e.Value.Score);
@@ -119,11 +121,11 @@ public static class StudyRunner
             }
             progress?.Report($"{at}: evaluating");
             var evalClock = Stopwatch.StartNew();
-            string? evaluationFrom = strategy.AnswersKey is { } ak && answered.TryGetValue(ak, out var same) && same.Name != strategy.Name ? same.Name : null;
-            if (evaluationFrom is not null) reused[entry.Name] = answered[strategy.AnswersKey!].PerTask;
+            var same = strategy.AnswersKey is { } ak && answered.TryGetValue(ak, out var scored) ? scored : ((string Name, Dictionary<string, TaskEvaluation> PerTask)?)null;
+            string? evaluationFrom = same is { } sm && sm.Name != strategy.Name ? sm.Name : null;
             var evaluations = stages.Time($"evaluate {entry.Family}", () =>
             {
-                var found = reused.GetValueOrDefault(entry.Name);
+                var found = same?.PerTask;
                 var fresh = SuiteEvaluator.EvaluateAll(t => found?.ContainsKey(t.Name) == true ? null : strategy.PredictorFor(t),
                     suite.Tokenizer, suite.Suite, tasks, Suite.Test, options.TestLimit).ToDictionary(e => e.Task);
                 var perTask = new Dictionary<string, TaskEvaluation>();
