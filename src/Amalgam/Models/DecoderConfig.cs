@@ -64,10 +64,12 @@ public sealed partial class DecoderConfig
     [JsonPropertyName("pad_token_id")] public JsonElement? PadTokenId { get; set; }
     [JsonPropertyName("torch_dtype")] public string? TorchDtype { get; set; }
     /// <summary>Mixtral: experts per sparse-MoE layer and how many each token is routed to (MixtralConfig's defaults 8 and 2).</summary>
-    [JsonPropertyName("num_local_experts")] public int NumLocalExperts { get; set; } = 8;
+    /// (Nullable as read, like the Qwen2-MoE fields below, so that a saved dense config does not gain them.)
+    [JsonPropertyName("num_local_experts")] public int? NumLocalExpertsField { get; set; }
+    [JsonIgnore] public int NumLocalExperts { get => NumLocalExpertsField ?? 8; set => NumLocalExpertsField = value; }
     /// <summary>Experts each token is routed to: Mixtral's default 2, Qwen2-MoE's 4.</summary>
-    [JsonPropertyName("num_experts_per_tok")] public int NumExpertsPerToken { get => numExpertsPerToken ?? (IsQwen2Moe ? 4 : 2); set => numExpertsPerToken = value; }
-    private int? numExpertsPerToken;
+    [JsonPropertyName("num_experts_per_tok")] public int? NumExpertsPerTokenField { get; set; }
+    [JsonIgnore] public int NumExpertsPerToken { get => NumExpertsPerTokenField ?? (IsQwen2Moe ? 4 : 2); set => NumExpertsPerTokenField = value; }
     /// <summary>Qwen2-MoE (Qwen2MoeConfig's defaults): routed experts, their width, the shared expert's width, whether the top-k weights are renormalised, which layers are sparse.</summary>
     /// (Nullable as read, so that a saved config of another family does not gain these fields.)
     [JsonPropertyName("num_experts")] public int? NumExpertsField { get; set; }

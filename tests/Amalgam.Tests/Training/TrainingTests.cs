@@ -95,5 +95,8 @@ public class TrainingTests
         using var y = loaded.Logits([1, 4, 5, 6]);
         Assert.True(x.equal(y).all().item<bool>());
         Assert.Equal("float32", DecoderConfig.Load(tmp["ckpt"]).TorchDtype);
+        // a dense Llama's config.json gains no MoE fields (it used to carry num_local_experts: 8, num_experts_per_tok: 2)
+        var written = System.Text.Json.JsonDocument.Parse(File.ReadAllText(Path.Combine(tmp["ckpt"], "config.json"))).RootElement;
+        Assert.DoesNotContain(written.EnumerateObject(), p => p.Name is "num_local_experts" or "num_experts_per_tok" or "num_experts");
     }
 }
