@@ -227,15 +227,15 @@ public static class StudyRunner
             s.PromptIds(s.Suite.LoadSplit(tasks[r % tasks.Count], Suite.Test)[r / tasks.Count]))).ToList();
     }
 
+    /// <summary>Timed probe runs per measurement (after one warm-up run): two give a fastest run and a spread.</summary>
+    public const int ProbeRuns = 2;
+
     /// <summary>
     /// Generated tokens per second on the probe batch (no stop tokens, so every row makes every token): the faster of
     /// <see cref="ProbeRuns"/> timed runs after a warm-up (the machine's noise only ever slows a run down), and the runs'
     /// spread (slowest − fastest) / fastest, which says whether the figure can be trusted. A strategy with one predictor
     /// for all tasks runs the batch at once. The probe runs alone, with the process's full thread count.
     /// </summary>
-    /// <summary>Timed probe runs per measurement (after one warm-up run): two give a fastest run and a spread.</summary>
-    public const int ProbeRuns = 2;
-
     static (double Value, double Spread) TokensPerSecond(Strategy strategy, List<(TaskDefinition Task, IReadOnlyList<long> Prompt)> probe, int tokens, long pad)
     {
         var groups = probe.GroupBy(p => p.Task.Name).Select(g => (Predictor: strategy.PredictorFor(g.First().Task), Prompts: g.Select(p => p.Prompt).ToList()))
