@@ -101,8 +101,8 @@ public sealed class AdaptableLinear : nn.Module<Tensor, ForwardContext?, Tensor>
         var plain = y;
         foreach (var delta in deltas)
             y = doraFactors.TryGetValue(delta, out var g)
-                ? y + delta.ApplyDora(x, bias is null ? plain : plain - bias, g, y.dtype)
-                : y + delta.Apply(x, y.dtype);
+                ? Scalars.Plus(y, delta.ApplyDora(x, bias is null ? plain : plain - bias, g, y.dtype))
+                : Scalars.Plus(y, delta.Apply(x, y.dtype));
         // The library picks the path (per-row compacted, dense or per-expert; see StackedFactors.AddTo).
         if (Mixture is { } mixture && context?.Mixing is { } policy) y = mixture.AddTo(y, x, policy.Weights(ModulePath, x), policy.Cache);
         return y.MoveToOuterDisposeScope();

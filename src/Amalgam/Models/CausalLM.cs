@@ -32,7 +32,7 @@ public sealed class CausalLM : nn.Module<DecoderInput, DecoderOutput>
 
     // One Scalar for the whole process: an implicitly converted Scalar can be finalised by the GC while the native
     // call still reads it (seen as "Expected false to be true ... toFloat" from masked_fill under GC pressure).
-    private static readonly Scalar MaskedOut = float.MinValue.ToScalar();
+    private static readonly Scalar MaskedOut = float.MinValue.ToScalar(), Zero = 0L.ToScalar();
 
     public DecoderConfig Config { get; }
     public ScalarType Dtype { get; }
@@ -72,16 +72,16 @@ public sealed class CausalLM : nn.Module<DecoderInput, DecoderOutput>
         Config.CheckSequenceLength((int)Math.Min(all, int.MaxValue));
 
         // Real tokens are numbered 0, 1, ... whatever the padding side; padding positions are clamped to 0.
-        var positions = (mask.cumsum(1) - 1).clamp_min(0).narrow(1, past, t);
+        var positions = Scalars.SubInteger(mask.cumsum(1), 1).clamp_min(Zero).narrow(1, past, t);
         // One new position sees every earlier one: only padding is masked, no causal comparison is needed.
         var allowed = t == 1 ? mask.ne(0).unsqueeze(1)                                             // [b, new, all]
-            : (arange(all).unsqueeze(0) <= (arange(t) + past).unsqueeze(1)).unsqueeze(0).logical_and(mask.unsqueeze(1).to(ScalarType.Bool));
+            : (arange(all).unsqueeze(0) <= Scalars.AddInteger(arange(t), past).unsqueeze(1)).unsqueeze(0).logical_and(mask.unsqueeze(1).to(ScalarType.Bool));
         var (cos, sin) = rope.Angles(positions, Dtype);
         var context = new ForwardContext(cos, sin, Additive(allowed), input.Cache, input.Mixing) { Layers = layers };
         if (Config.EffectiveSlidingWindow is int window)
         {
             // A query at index i sees keys at indices > i − window (indices count padding, as transformers' do).
-            var near = arange(all).unsqueeze(0) > (arange(t) + past - window).unsqueeze(1);     // [new, all]
+            var near = arange(all).unsqueeze(0) > Scalars.AddInteger(arange(t), past - window).unsqueeze(1);     // [new, all]
             context = context with { SlidingMask = Additive(allowed.logical_and(near.unsqueeze(0))) };
         }
         if (localRope is not null)

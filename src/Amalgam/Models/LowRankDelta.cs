@@ -75,7 +75,7 @@ public sealed record LowRankDelta(Tensor A, Tensor B, double Scale)
     {
         using var scope = NewDisposeScope();
         var g = factor.to(A.dtype);
-        var y = Scalars.Sub(g, 1) * baseWithoutBias.to(A.dtype) + g * Apply(x, A.dtype);
+        var y = Scalars.Plus(Scalars.Sub(g, 1) * baseWithoutBias.to(A.dtype), g * Apply(x, A.dtype));
         return y.to(dtype).MoveToOuterDisposeScope();
     }
 }

@@ -81,7 +81,7 @@ internal sealed class PerRowFactors : IDisposable
         // (pinned by the tests against the dense reference).
         if (x.dtype == ScalarType.Float32 && y.dtype == ScalarType.Float32) return bmm(x, aT!).baddbmm(bT!, y);
         using var scope = NewDisposeScope();
-        return (y + bmm(bmm(x.to(ScalarType.Float32), aT!), bT!).to(y.dtype)).MoveToOuterDisposeScope();
+        return Scalars.Plus(y, bmm(bmm(x.to(ScalarType.Float32), aT!), bT!).to(y.dtype)).MoveToOuterDisposeScope();
     }
 
     public void Dispose()

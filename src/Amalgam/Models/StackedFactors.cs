@@ -119,14 +119,14 @@ public sealed class StackedFactors : IDisposable
         using var scope = NewDisposeScope();
         Tensor result;
         if (PrefersSparse && weights.count_nonzero().item<long>() * 2 < weights.numel())
-            result = y + Sparse(x, weights).to(y.dtype);
+            result = Scalars.Plus(y, Sparse(x, weights).to(y.dtype));
         else if (PerRow(weights, x.shape[0], cache, out var transient) is { } f)
         {
             result = f.AddTo(y, x);
             transient?.Dispose();
         }
         else
-            result = y + Dense(x, weights, cache).to(y.dtype);
+            result = Scalars.Plus(y, Dense(x, weights, cache).to(y.dtype));
         return result.MoveToOuterDisposeScope();
     }
 
