@@ -15,7 +15,7 @@ public sealed record LayerPosition(LayerStack Stack, int Index, string Head, str
 /// gradients (t = i/(L−1) within each stack), <c>layer_range</c> and slices index. Amalgam's decoder families (and
 /// a folder without config.json or without <c>architectures</c>) have one stack <c>model.layers.N.</c>; GPT-2
 /// <c>h.N.</c> (<c>n_layer</c>); Qwen2-VL its language layers and its vision blocks (<c>vision_config.depth</c>);
-/// Whisper its encoder and decoder layers; BERT and RoBERTa <c>encoder.layer.N.</c>. Any other architecture merges
+/// Whisper its encoder and decoder layers; Florence-2 its language encoder and decoder layers; BERT and RoBERTa <c>encoder.layer.N.</c>. Any other architecture merges
 /// tensor by tensor, with no stacks.
 /// </summary>
 public sealed class ModelLayout
@@ -35,6 +35,11 @@ public sealed class ModelLayout
         new("Whisper", a => a == "WhisperForConditionalGeneration",
             [("encoder layers", @"^(model\.encoder\.layers\.)(\d+)\.", ["encoder_layers"]),
              ("decoder layers", @"^(model\.decoder\.layers\.)(\d+)\.", ["decoder_layers"])], []),
+        // mergekit's florence.json: one layer index over the language model's encoder and decoder, counted by
+        // text_config.num_hidden_layers for both.
+        new("Florence-2", a => a == "Florence2ForConditionalGeneration",
+            [("language encoder layers", @"^(language_model\.model\.encoder\.layers\.)(\d+)\.", ["text_config.num_hidden_layers"]),
+             ("language decoder layers", @"^(language_model\.model\.decoder\.layers\.)(\d+)\.", ["text_config.num_hidden_layers"])], []),
         new("BERT", a => a.StartsWith("Bert", StringComparison.Ordinal) || a.StartsWith("Roberta", StringComparison.Ordinal),
             [("layer", @"^((?:.*?\.)?encoder\.layer\.)(\d+)\.", ["num_hidden_layers"])], []),
     ];
