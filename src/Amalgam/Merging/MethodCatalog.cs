@@ -25,6 +25,7 @@ internal static class MethodCatalog
         new Lrp(),
         new CoreSpace(),
         new Cabs(),
+        new EncoderDecoderWeighted(),
     ];
 
     /// <summary>Names in mergekit's registry that Amalgam refuses, with the reason.</summary>

@@ -701,6 +701,33 @@ PMD = [{"weight": 1.0}, {"weight": 0.7, "n_val": 1, "m_val": 3}, {"weight": 1.2}
 named_case("cabs/defaults", "cabs", GD, PMD, [tensor_entry(TN, T_(cb6), [T_(m) for m in cbm], T_(cabs_ref(cb6, cbm, CN, PMD, GD)))], names=CN)
 named_case("cabs/fallback_1_4", "cabs", {}, [{}, {}], [tensor_entry(TN, T_(cb6), [T_(m) for m in cbm[:2]], T_(cabs_ref(cb6, cbm[:2], CN[:2], [{}, {}], {})))], names=CN[:2])
 
+# encoder_decoder_weighted (mergekit): per-model encoder/decoder/cross weights, each list normalised to sum 1
+# (uniform when it sums to 0); a name with "decoder" and "encoder_attn" takes cross, with "decoder" only decoder,
+# anything else encoder; cross_weight defaults to (encoder + decoder) / 2. Written in numpy from that rule.
+def edw_ref(name, models, pm):
+    def norm(ws):
+        total = sum(ws)
+        return [1.0 / len(ws)] * len(ws) if total == 0 else [w / total for w in ws]
+    enc = norm([p["encoder_weight"] for p in pm])
+    dec = norm([p["decoder_weight"] for p in pm])
+    cross = norm([p.get("cross_weight", (p["encoder_weight"] + p["decoder_weight"]) / 2) for p in pm])
+    ws = (cross if "encoder_attn" in name else dec) if "decoder" in name else enc
+    out = models[0] * ws[0]
+    for m, w in zip(models[1:], ws[1:]):
+        out = out + m * w
+    return out
+
+
+EDW_NAMES = ["model.encoder.layers.0.fc1.weight", "model.decoder.layers.1.self_attn.q_proj.weight",
+             "model.decoder.layers.0.encoder_attn.k_proj.weight", "proj_out.weight", "model.decoder.embed_tokens.weight"]
+edw_models = {n: [R(4, 6) for _ in range(2)] for n in EDW_NAMES}
+for label, pm in [("whisper_recipe", [{"encoder_weight": 0.8, "decoder_weight": 0.3}, {"encoder_weight": 0.2, "decoder_weight": 0.7}]),
+                  ("cross_weight", [{"encoder_weight": 1.0, "decoder_weight": 2.0, "cross_weight": 0.25}, {"encoder_weight": 3.0, "decoder_weight": 1.0, "cross_weight": 0.75}]),
+                  ("zero_sum", [{"encoder_weight": 0.5, "decoder_weight": 1.0}, {"encoder_weight": -0.5, "decoder_weight": -1.0}])]:
+    named_case(f"encoder_decoder_weighted/{label}", "encoder_decoder_weighted", {}, pm,
+               [tensor_entry(n, T_(edw_models[n][0]), [T_(m) for m in edw_models[n]], T_(edw_ref(n, edw_models[n], pm))) for n in EDW_NAMES],
+               no_base=True)
+
 out = os.path.join(os.path.dirname(os.path.abspath(__file__)), "cases.json")
 with open(out, "w") as f:
     json.dump({"generator": "tests/Golden/merging/generate.py", "torch": torch.__version__, "cases": cases}, f, separators=(",", ":"))

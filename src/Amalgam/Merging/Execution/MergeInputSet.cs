@@ -50,8 +50,9 @@ public sealed class MergeInputSet : IDisposable
             }
             if (models.Count == 0 && recipe.Slices is null && !(UsesBase && Base is not null && recipe.Method.MergesBaseAlone)) throw new InvalidDataException($"{recipe.Source}: models: nothing to merge besides the base model");
             Models = models;
-            Layers = CountLayers(ReferenceFolder, ReferenceNames);
-            Resolver = new ParameterResolver(recipe, Layers);
+            Layout = ModelLayout.Read(ReferenceFolder, ReferenceNames);
+            CheckLayout();
+            Resolver = new ParameterResolver(recipe, Layout);
         }
         catch
         {
@@ -86,8 +87,11 @@ public sealed class MergeInputSet : IDisposable
     public bool UsesBase { get; }
     public CheckpointSource? Base { get; }
     public IReadOnlyList<(RecipeModel Model, IMergeSource Source)> Models { get; } = [];
-    /// <summary>Layers of the reference model (the depth scale of gradients without slices).</summary>
-    public int Layers { get; }
+    /// <summary>The reference's architecture and layer stacks (the depth scale of gradients, what slices index).</summary>
+    public ModelLayout Layout { get; private set; } = null!;
+
+    /// <summary>Layers of the reference's (first) layer stack.</summary>
+    public int Layers => Layout.Stacks.Count > 0 ? Layout.Stacks[0].Count : 0;
     public ParameterResolver Resolver { get; } = null!;
 
     public bool AnyLora => Models.Any(m => m.Source is LoraExpertSource);
@@ -113,16 +117,27 @@ public sealed class MergeInputSet : IDisposable
 
     T Own<T>(T s) where T : IMergeSource { owned.Add(s); return s; }
 
-    /// <summary><c>num_hidden_layers</c> of a config.json, else one more than the highest layer index seen.</summary>
-    static int CountLayers(string folder, IEnumerable<string> names)
+    /// <summary>
+    /// Slices need exactly one known layer stack, and gradients over depth a known stack: otherwise they are refused
+    /// naming the field and the architecture (a gradient would silently give every tensor its first value).
+    /// </summary>
+    void CheckLayout()
     {
-        string config = Path.Combine(folder, "config.json");
-        if (File.Exists(config))
-        {
-            using var doc = JsonDocument.Parse(File.ReadAllText(config));
-            if (doc.RootElement.TryGetProperty("num_hidden_layers", out var n) && n.TryGetInt32(out int layers) && layers > 0) return layers;
-        }
-        return names.Select(ParameterResolver.LayerOf).Max() is int max ? max + 1 : 1;
+        string arch = Layout.Architecture ?? "?";
+        if (Recipe.Slices is not null && !Layout.KnowsStacks)
+            throw new InvalidDataException($"{Recipe.Source}: slices: Amalgam does not know the layer stacks of architecture {arch} (config.json architectures), so it cannot index its layers; merge it without slices");
+        if (Recipe.Slices is not null && Layout.Stacks.Count > 1)
+            throw new InvalidDataException($"{Recipe.Source}: slices: architecture {arch} has {Layout.Stacks.Count} layer stacks ({string.Join(", ", Layout.Stacks.Select(x => x.Name))}); slices index one stack, so Amalgam refuses them here");
+        if (Layout.KnowsStacks) return;
+        bool Gradient(ParameterSetting p) => p is GradientSetting || p is ConditionalSetting c && c.Conditions.Any(x => Gradient(x.Value));
+        bool IsList(string name) => Recipe.Method.Parameters.Any(p => p.Name == name && p.Kind == ParameterKind.List);
+        foreach (var (name, setting) in Recipe.Parameters)
+            if (!IsList(name) && Gradient(setting))
+                throw new InvalidDataException($"{Recipe.Source}: parameters.{name}: a gradient over depth needs the layer stacks, which Amalgam does not know for architecture {arch}; give one value");
+        foreach (var m in Recipe.Models)
+            foreach (var (name, setting) in m.Parameters)
+                if (!IsList(name) && Gradient(setting))
+                    throw new InvalidDataException($"{Recipe.Source}: models[{m.Index}].parameters.{name}: a gradient over depth needs the layer stacks, which Amalgam does not know for architecture {arch}; give one value");
     }
 
     /// <summary>Every output tensor, in checkpoint-key order (<paramref name="order"/> may reorder them).</summary>
@@ -152,6 +167,10 @@ public sealed class MergeInputSet : IDisposable
         var slices = Recipe.Slices!;
         var keys = new List<MergeKey>();
         var reference = Names;
+        // Layer i's names up to their suffix (model.layers.3., GPT-2's h.3.), as the reference names them.
+        string head = reference.Select(Layout.Locate).OfType<LayerPosition>().FirstOrDefault()?.Head ?? "model.layers.";
+        string LayerPrefix(int layer) => head + layer + ".";
+        var suffixes = reference.Select(Layout.Locate).OfType<LayerPosition>().Select(p => p.Rest).Distinct(StringComparer.Ordinal).ToList();
         (KeyInput? Base, List<KeyInput> Models) Split(RecipeSlice s, Func<SliceSource, string> name, int sliceIndex)
         {
             KeyInput? b = null;
@@ -167,9 +186,9 @@ public sealed class MergeInputSet : IDisposable
                 throw new InvalidDataException($"{Recipe.Source}: slices[{sliceIndex}].sources: {Recipe.Method.Name} uses the base model, which is not among this slice's sources");
             return (b, ms);
         }
-        foreach (var n in reference.Where(n => ParameterResolver.LayerOf(n) is null))
+        foreach (var n in reference.Where(n => Layout.Locate(n) is null))
         {
-            int si = n.Contains("embed", StringComparison.Ordinal) ? 0 : slices.Count - 1;
+            int si = Layout.IsPre(n) ? 0 : slices.Count - 1;
             var (b, ms) = Split(slices[si], _ => n, si);
             keys.Add(new MergeKey(n, 0, b, ms));
         }
@@ -183,7 +202,6 @@ public sealed class MergeInputSet : IDisposable
             {
                 double t = s.Length > 1 ? (double)j / (s.Length - 1) : 1;
                 string prefix = LayerPrefix(first.Start + j);
-                var suffixes = reference.Where(n => ParameterResolver.LayerOf(n) is not null).Select(n => Suffix(n)).Distinct(StringComparer.Ordinal).ToList();
                 foreach (var suffix in suffixes)
                 {
                     if (!firstSource.Contains(prefix + suffix))
@@ -198,13 +216,6 @@ public sealed class MergeInputSet : IDisposable
         return keys.OrderBy(k => k.Output, StringComparer.Ordinal).ToList();
     }
 
-    const string LayersPrefix = "model.layers.";
-    static string LayerPrefix(int layer) => $"{LayersPrefix}{layer}.";
-    static string Suffix(string name)
-    {
-        int at = name.IndexOf(LayersPrefix, StringComparison.Ordinal) + LayersPrefix.Length;
-        return name[(name.IndexOf('.', at) + 1)..];
-    }
 
     /// <summary>What the method sees for one key, from tensors already loaded and converted.</summary>
     public MergeTensorInputs Inputs(MergeKey key, Tensor? baseTensor, IReadOnlyList<Tensor> models, Generator? random, IWholeModelPass? pass) =>

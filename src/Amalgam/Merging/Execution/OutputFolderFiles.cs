@@ -14,20 +14,25 @@ public static class OutputFolderFiles
     [
         "tokenizer.json", "tokenizer_config.json", "tokenizer.amalgam.json", "special_tokens_map.json", "tokenizer.model",
         "vocab.json", "merges.txt", "added_tokens.json", "chat_template.jinja", "chat_template.json", "generation_config.json",
+        // mergekit's tagalong files of Whisper and Qwen2-VL (feature extractor, text normaliser)
+        "preprocessor_config.json", "normalizer.json",
     ];
 
     public static string AmalgamVersion =>
         typeof(OutputFolderFiles).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion ?? "unknown";
 
-    /// <summary>Copies config.json with <c>torch_dtype</c> (and <c>vocab_size</c> when embeddings were cut, <c>num_hidden_layers</c> for slices) updated.</summary>
-    public static void WriteConfig(string fromFolder, string toFolder, string? torchDtype, long? vocabSize, int? layers = null)
+    /// <summary>
+    /// Copies config.json with <c>torch_dtype</c> (and <c>vocab_size</c> when embeddings were cut, the layer count for
+    /// slices, in the field the family uses: <c>num_hidden_layers</c>, GPT-2's <c>n_layer</c>) updated.
+    /// </summary>
+    public static void WriteConfig(string fromFolder, string toFolder, string? torchDtype, long? vocabSize, int? layers = null, string layersField = "num_hidden_layers")
     {
         string src = Path.Combine(fromFolder, "config.json");
         if (!File.Exists(src)) return;
         var node = JsonNode.Parse(Inputs.InputFiles.ReadText(src)) as JsonObject ?? throw new InvalidDataException($"{src}: not a JSON object");
         if (torchDtype is not null) node["torch_dtype"] = torchDtype;
         if (vocabSize is not null) node["vocab_size"] = vocabSize;
-        if (layers is not null) node["num_hidden_layers"] = layers;
+        if (layers is not null) node[layersField] = layers;
         File.WriteAllText(Path.Combine(toFolder, "config.json"), node.ToJsonString(new() { WriteIndented = true }) + "\n");
     }
 

@@ -5,19 +5,23 @@ namespace Amalgam.Merging.Execution;
 
 /// <summary>
 /// Resolves a recipe's parameter settings for one tensor, the way mergekit's planner does: depth
-/// <c>t = i/(L−1)</c> for tensors of layer i (1 when L = 1), and <c>t = 0</c> for everything outside the layers
+/// <c>t = i/(L−1)</c> for tensors of layer i of a stack of L (1 when L = 1), and <c>t = 0</c> for everything outside the layers
 /// (embeddings, the final norm and lm_head all get a gradient's first value); per-model settings first, then the
 /// top-level ones, then the method's default; a conditional list that matches nothing falls through to the next level.
 /// </summary>
 public sealed partial class ParameterResolver
 {
     private readonly MergeRecipe recipe;
-    private readonly int layers;
+    private readonly ModelLayout layout;
 
-    public ParameterResolver(MergeRecipe recipe, int layers)
+    /// <summary>A decoder of <paramref name="layers"/> layers (<c>model.layers.N.</c>).</summary>
+    public ParameterResolver(MergeRecipe recipe, int layers) : this(recipe, ModelLayout.DecoderOf(layers)) { }
+
+    /// <summary>Depth within each of the layout's layer stacks.</summary>
+    public ParameterResolver(MergeRecipe recipe, ModelLayout layout)
     {
         this.recipe = recipe;
-        this.layers = layers;
+        this.layout = layout;
     }
 
     [GeneratedRegex(@"(?:^|\.)layers\.(\d+)\.")]
@@ -27,12 +31,8 @@ public sealed partial class ParameterResolver
     public static int? LayerOf(string tensorName) =>
         LayerPattern().Match(tensorName) is { Success: true } m ? int.Parse(m.Groups[1].Value) : null;
 
-    /// <summary>The depth fraction mergekit uses for this tensor.</summary>
-    public double DepthOf(string tensorName) => LayerOf(tensorName) switch
-    {
-        null => 0,
-        int i => layers > 1 ? (double)i / (layers - 1) : 1,
-    };
+    /// <summary>The depth fraction mergekit uses for this tensor (within its layer stack).</summary>
+    public double DepthOf(string tensorName) => layout.DepthOf(tensorName);
 
     /// <summary>The method's global-scope parameters for this tensor.</summary>
     public MergeParameters Global(string tensorName) => Global(tensorName, DepthOf(tensorName));

@@ -40,7 +40,7 @@ public static class StreamingMerge
             }
             var types = plan.FloatTypes;
             OutputFolderFiles.WriteConfig(inputs.ReferenceFolder, staging, types.Count == 1 ? RecipeDtype.TorchName(types[0].ToScalarType()) : null, plan.Vocab,
-                recipe.Slices is null ? null : inputs.OutputLayers);
+                recipe.Slices is null ? null : inputs.OutputLayers, recipe.Slices is null ? "num_hidden_layers" : inputs.Layout.Stacks[0].CountField);
             if (plan.Vocabulary is { } vocabulary)
             {
                 if (Vocabulary.VocabularyFiles.Write(vocabulary, staging) is { } note) plan.Notes.Add(note);
@@ -60,6 +60,7 @@ public static class StreamingMerge
     internal static KeyPlan Prepare(MergeInputSet inputs, MergeRunOptions options)
     {
         var notes = new List<string>();
+        if (inputs.Layout.CannotRunNote is { } cannot) notes.Add(cannot);
         var vocabulary = Vocabulary.VocabularyPlan.Build(inputs, notes);
         var plan = inputs.Keys(options.Order).Select(k => Plan(inputs, k, notes, vocabulary)).ToList();
         if (inputs.Recipe.Slices is { } slices)

@@ -22,6 +22,7 @@ public class MergeLeakTests
         var b = randn(6, 8, generator: new Generator(1));
         var models = Enumerable.Range(0, 3).Select(i => b + randn(6, 8, generator: new Generator((ulong)(2 + i)))).ToList();
         var pm = Enumerable.Range(0, 3).Select(_ => new MergeParameters(new Dictionary<string, object> { ["weight"] = 0.8, ["density"] = 0.5 })).ToList();
+        var edw = Enumerable.Range(0, 3).Select(i => new MergeParameters(new Dictionary<string, object> { ["encoder_weight"] = 0.5 + i, ["decoder_weight"] = 1.0 })).ToList();
         var g = new Generator(9);
         foreach (var method in MergeMethods.All.Values)
         {
@@ -30,7 +31,7 @@ public class MergeLeakTests
             var inputs = method.Name == "slerp"
                 ? new MergeTensorInputs("model.layers.0.mlp.up_proj.weight", b, [models[0]], [MergeParameters.Empty], global, g)
                 : new MergeTensorInputs("model.layers.0.mlp.up_proj.weight", method.BaseModel == BaseModelUse.Unused ? null : b,
-                    models.Take(count).ToList(), (method.Name is "linear" or "model_stock" or "slerp" ? pm.Select(_ => MergeParameters.Empty).ToList() : pm).Take(count).ToList(), global, g);
+                    models.Take(count).ToList(), (method.Name is "linear" or "model_stock" or "slerp" ? pm.Select(_ => MergeParameters.Empty).ToList() : method.Name == "encoder_decoder_weighted" ? edw : pm).Take(count).ToList(), global, g);
             long before = Live();
             var r = method.Merge(inputs);
             Assert.Equal(before + 1, Live());

@@ -48,7 +48,7 @@ public class MethodBehaviourTests
     {
         string[] expected = ["linear", "task_arithmetic", "ties", "dare_linear", "dare_ties", "magnitude_prune", "breadcrumbs",
             "breadcrumbs_ties", "della", "della_linear", "slerp", "model_stock", "tsv", "iso_c",
-            "passthrough", "nuslerp", "multislerp", "karcher", "nearswap", "sce", "arcee_fusion", "ram", "ramplus_tl", "lrp", "core_space", "cabs"];
+            "passthrough", "nuslerp", "multislerp", "karcher", "nearswap", "sce", "arcee_fusion", "ram", "ramplus_tl", "lrp", "core_space", "cabs", "encoder_decoder_weighted"];
         Assert.Equal(expected.Order(), MergeMethods.All.Keys.Order());
         Assert.True(MergeMethods.Get("dare_ties").IsRandomized);
         Assert.False(MergeMethods.Get("ties").IsRandomized);
