@@ -2,7 +2,7 @@
 """A tiny random GPT2LMHeadModel and its logits, from a plain-PyTorch float64 forward written from GPT-2's published
 architecture (Radford et al. 2019, as transformers' GPT2LMHeadModel computes it), without transformers or safetensors.
 
-    /usr/bin/python3 tests/Golden/gpt2.py     # writes data/gpt2/ and data/gpt2_goldens.json (seeded)
+    /usr/bin/python3 tests/Golden/gpt2/generate.py     # writes tests/Golden/gpt2/model/ and cases.json (seeded)
 
 GPT-2: learned absolute positions (wpe) added to the token embeddings (wte); per block x + attn(ln_1(x)), then
 + mlp(ln_2(.)); LayerNorm with bias (eps layer_norm_epsilon); Conv1D weights stored [in, out] (y = x W + b); one fused
@@ -18,7 +18,7 @@ import torch
 
 F64 = torch.float64
 HERE = os.path.dirname(os.path.abspath(__file__))
-OUT = os.path.join(HERE, "data", "gpt2")
+OUT = os.path.join(HERE, "model")
 CFG = {"architectures": ["GPT2LMHeadModel"], "model_type": "gpt2", "vocab_size": 64, "n_embd": 32, "n_head": 4, "n_layer": 3,
        "n_positions": 16, "n_inner": None, "layer_norm_epsilon": 1e-5, "activation_function": "gelu_new",
        "bos_token_id": 1, "eos_token_id": 2, "tie_word_embeddings": True, "torch_dtype": "float32"}
@@ -117,9 +117,9 @@ def main():
         logits = forward(CFG, W, s)
         toks, margin = greedy(CFG, W, s)
         cases.append({"ids": s, "logits": [[float(f"{v:.7g}") for v in row] for row in logits.tolist()], "greedy": toks, "greedy_min_margin": margin})
-    with open(os.path.join(HERE, "data", "gpt2_goldens.json"), "w") as f:
-        json.dump({"generator": "tests/Golden/gpt2.py", "torch": torch.__version__, "model": "gpt2", "cases": cases}, f, separators=(",", ":"))
-    print("wrote", OUT, "and data/gpt2_goldens.json; greedy margins", [round(c["greedy_min_margin"], 3) for c in cases])
+    with open(os.path.join(HERE, "cases.json"), "w") as f:
+        json.dump({"generator": "tests/Golden/gpt2/generate.py", "torch": torch.__version__, "model": "gpt2", "cases": cases}, f, separators=(",", ":"))
+    print("wrote", OUT, "and cases.json; greedy margins", [round(c["greedy_min_margin"], 3) for c in cases])
 
 
 if __name__ == "__main__":
