@@ -313,6 +313,8 @@ public class OtherArchitectureExampleTests
     [InlineData("gpt2", "h.3.attn.c_attn.weight", 3.0 / 11)]
     [InlineData("gpt2", "wpe.weight", 0.0)]
     [InlineData("florence", "language_model.model.decoder.layers.1.fc1.weight", 1.0)]
+    [InlineData("bert", "bert.encoder.layer.2.attention.self.query.weight", 0.5)]
+    [InlineData("bert", "bert.embeddings.word_embeddings.weight", 0.0)]
     public void Depth_is_measured_within_each_layer_stack(string family, string tensor, double t)
     {
         using var dir = new TestData.TempDir();
@@ -322,6 +324,8 @@ public class OtherArchitectureExampleTests
             "qwen2_vl" => (Qwen2Vl(3, 4), Qwen2VlConfig(3, 4)),
             "whisper" => (Whisper(4).Where(p => !p.Key.StartsWith("model.encoder.layers.", StringComparison.Ordinal) || ModelLayoutIndex(p.Key) < 2).ToDictionary(), WhisperWith(2, 4)),
             "gpt2" => (Gpt2(12), Gpt2Config(12)),
+            "bert" => (Enumerable.Range(0, 5).Select(i => $"bert.encoder.layer.{i}.attention.self.query.weight").Append("bert.embeddings.word_embeddings.weight").ToDictionary(n => n, _ => new long[] { 4, 4 }),
+                new JsonObject { ["architectures"] = new JsonArray("BertForMaskedLM"), ["model_type"] = "bert", ["num_hidden_layers"] = 5 }),
             _ => (Florence(2), FlorenceConfig(2)),
         };
         string folder = Write(dir["m"], shapes, config, 1);
