@@ -65,7 +65,8 @@ public static class FlopCounter
         if (config.IsSparseLayer(layer))
             return attention + config.NumExpertsPerToken * 2.0 * 3 * h * config.MoeIntermediateSize + 2.0 * h * config.NumExperts
                 + 2.0 * 3 * h * config.SharedExpertIntermediateSize + 2.0 * h;
-        return attention + LayerModules.Skip(4).Sum(m => { var (i, o) = ModuleShape(config, m); return 2.0 * i * o; });
+        // GPT-2's MLP has no gate: only up_proj (its c_fc) and down_proj (its c_proj).
+        return attention + LayerModules.Skip(config.GatedFeedForward ? 4 : 5).Sum(m => { var (i, o) = ModuleShape(config, m); return 2.0 * i * o; });
     }
 
     /// <summary>The mean over the layers of <see cref="LayerLinearFlopsPerToken(DecoderConfig, int)"/> (every layer's, for a dense model).</summary>
@@ -120,7 +121,8 @@ public static class FlopCounter
     /// </summary>
     public static long Parameters(DecoderConfig config)
     {
-        if (config.IsMixtral || config.IsQwen2Moe) return config.ParameterCount; // every expert, router and shared expert
+        // every expert, router and shared expert; GPT-2's positions, ungated MLP and biases
+        if (config.IsMixtral || config.IsQwen2Moe || config.IsGpt2) return config.ParameterCount;
         long h = config.HiddenSize, v = config.VocabSize;
         long q = (long)config.NumAttentionHeads * config.HeadDim, kv = (long)config.KeyValueHeads * config.HeadDim;
         long perLayer = LayerModules.Sum(m => { var (i, o) = ModuleShape(config, m); return i * o; }) + 2 * h;

@@ -4,7 +4,7 @@ using static TorchSharp.torch;
 namespace Amalgam.Models;
 
 /// <summary>
-/// Causal grouped-query self-attention with rotary embeddings, computed as transformers' eager path does:
+/// Causal grouped-query self-attention with rotary embeddings (none for GPT-2, whose positions are learned), computed as transformers' eager path does:
 /// scores in the model dtype (optionally soft-capped), mask added and softmax taken in float32, then cast back.
 /// Phi-3 projects q, k and v with one fused <c>qkv_proj</c>; Qwen3 and Gemma 3 norm each head of q and k first.
 /// </summary>
@@ -20,7 +20,7 @@ public sealed class Attention : nn.Module<Tensor, ForwardContext, Tensor>
     private readonly int heads, kvHeads, headDim, layer;
     private readonly double scale;
     private readonly double? softcap;
-    private readonly bool sliding, localRope;
+    private readonly bool sliding, localRope, rotary;
 
     public Attention(string name, DecoderConfig c, int layer, ScalarType dtype) : base(name)
     {
@@ -32,6 +32,7 @@ public sealed class Attention : nn.Module<Tensor, ForwardContext, Tensor>
         softcap = c.AttentionSoftcap;
         sliding = c.LayerWindow(layer) is not null;
         localRope = c.UsesLocalRope(layer);
+        rotary = c.Rotary;
         if (c.FusedProjections)
             qkv_proj = new AdaptableLinear(nameof(qkv_proj), c.HiddenSize, (heads + 2L * kvHeads) * headDim, c.QkvBias, dtype);
         else
@@ -66,9 +67,12 @@ public sealed class Attention : nn.Module<Tensor, ForwardContext, Tensor>
         q = q.transpose(1, 2);
         k = k.transpose(1, 2);
         v = v.view(b, t, kvHeads, headDim).transpose(1, 2);
-        var (cos, sin) = localRope ? (ctx.LocalCos!, ctx.LocalSin!) : (ctx.Cos, ctx.Sin);
-        q = RotaryEmbedding.Apply(q, cos, sin);
-        k = RotaryEmbedding.Apply(k, cos, sin);
+        if (rotary)
+        {
+            var (cos, sin) = localRope ? (ctx.LocalCos!, ctx.LocalSin!) : (ctx.Cos, ctx.Sin);
+            q = RotaryEmbedding.Apply(q, cos, sin);
+            k = RotaryEmbedding.Apply(k, cos, sin);
+        }
         if (ctx.Cache is { } cache) (k, v) = cache.Append(layer, k, v);
         if (heads != kvHeads)
         {

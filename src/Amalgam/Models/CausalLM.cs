@@ -4,15 +4,15 @@ using static TorchSharp.torch;
 namespace Amalgam.Models;
 
 /// <summary>
-/// A decoder of the Llama, Mistral, Qwen2/3, Gemma 2/3, Phi-3, Mixtral and Qwen2-MoE families (configured by <see cref="DecoderConfig"/>,
-/// one code path) whose module names are the checkpoint's keys, so weights load one to one. Build it with
+/// A decoder of the Llama, Mistral, Qwen2/3, Gemma 2/3, Phi-3, Mixtral, Qwen2-MoE and GPT-2 families (configured by <see cref="DecoderConfig"/>,
+/// one code path) whose module names are the checkpoint's keys, so weights load one to one (GPT-2's are mapped, <see cref="Gpt2Checkpoint"/>). Build it with
 /// <see cref="CheckpointLoader"/>.
 /// </summary>
 public sealed class CausalLM : nn.Module<DecoderInput, DecoderOutput>
 {
     private readonly DecoderStack model;
     private readonly AdaptableLinear? lm_head;
-    private readonly RotaryEmbedding rope;
+    private readonly RotaryEmbedding? rope;
     private readonly RotaryEmbedding? localRope;
 
     public CausalLM(DecoderConfig config, ScalarType dtype) : base(config.Architecture)
@@ -21,7 +21,7 @@ public sealed class CausalLM : nn.Module<DecoderInput, DecoderOutput>
         Dtype = dtype;
         model = new DecoderStack(nameof(model), config, dtype);
         if (!config.TieWordEmbeddings) lm_head = new AdaptableLinear(nameof(lm_head), config.HiddenSize, config.VocabSize, false, dtype);
-        rope = new RotaryEmbedding(config.RotaryDim, config.RopeTheta, config.Scaling, config.MaxPositionEmbeddings);
+        if (config.Rotary) rope = new RotaryEmbedding(config.RotaryDim, config.RopeTheta, config.Scaling, config.MaxPositionEmbeddings);
         if (config.HasLocalRope) localRope = new RotaryEmbedding(config.RotaryDim, config.LocalRopeTheta, maxPositions: config.MaxPositionEmbeddings);
         RegisterComponents();
         var linears = new SortedDictionary<string, AdaptableLinear>(StringComparer.Ordinal);
@@ -76,8 +76,8 @@ public sealed class CausalLM : nn.Module<DecoderInput, DecoderOutput>
         // One new position sees every earlier one: only padding is masked, no causal comparison is needed.
         var allowed = t == 1 ? mask.ne(0).unsqueeze(1)                                             // [b, new, all]
             : (arange(all).unsqueeze(0) <= Scalars.AddInteger(arange(t), past).unsqueeze(1)).unsqueeze(0).logical_and(mask.unsqueeze(1).to(ScalarType.Bool));
-        var (cos, sin) = rope.Angles(positions, Dtype);
-        var context = new ForwardContext(cos, sin, Additive(allowed), input.Cache, input.Mixing) { Layers = layers };
+        var (cos, sin) = rope?.Angles(positions, Dtype) ?? (empty(0, dtype: Dtype), empty(0, dtype: Dtype));
+        var context = new ForwardContext(cos, sin, Additive(allowed), input.Cache, input.Mixing) { Layers = layers, Positions = positions };
         if (Config.EffectiveSlidingWindow is int window)
         {
             // A query at index i sees keys at indices > i − window (indices count padding, as transformers' do).

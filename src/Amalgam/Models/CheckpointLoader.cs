@@ -22,7 +22,7 @@ public static class CheckpointLoader
         if (!Directory.Exists(dir)) throw new DirectoryNotFoundException($"{dir}: no such checkpoint folder");
         var config = DecoderConfig.Load(dir);
         using var store = TensorStore.Open(dir);
-        const string embeddings = "model.embed_tokens.weight";
+        string embeddings = config.IsGpt2 ? Gpt2Checkpoint.Prefix(store) + "wte.weight" : "model.embed_tokens.weight";
         if (!store.Contains(embeddings)) throw new InvalidDataException($"{dir}: checkpoint has no '{embeddings}'");
         var compute = dtype ?? Precision.ComputeType(store.Info(embeddings).DType.ToScalarType());
         var model = new CausalLM(config, compute);
@@ -41,6 +41,7 @@ public static class CheckpointLoader
 
     static void LoadWeights(CausalLM model, TensorStore store, string dir)
     {
+        if (model.Config.IsGpt2) { LoadGpt2(model, store, dir); return; }
         var parameters = model.named_parameters().ToDictionary(p => p.name, p => p.parameter);
         var names = store.Names.ToHashSet(StringComparer.Ordinal);
         var missing = parameters.Keys.Where(k => !names.Contains(k)).Order(StringComparer.Ordinal).ToList();
@@ -71,6 +72,37 @@ public static class CheckpointLoader
             var head = store.Load(CausalLM.OutputLayer + ".weight");
             if (!head.to(model.Dtype).equal(parameters["model.embed_tokens.weight"]).all().item<bool>())
                 throw new InvalidDataException($"{dir}: tie_word_embeddings is true but 'lm_head.weight' differs from the embeddings");
+        }
+    }
+
+    /// <summary>GPT-2: every parameter from its mapped checkpoint tensor (<see cref="Gpt2Checkpoint"/>), the same key checks.</summary>
+    static void LoadGpt2(CausalLM model, TensorStore store, string dir)
+    {
+        var parameters = model.named_parameters().ToDictionary(p => p.name, p => p.parameter);
+        string prefix = Gpt2Checkpoint.Prefix(store);
+        var sources = Gpt2Checkpoint.Sources(model.Config, prefix);
+        var used = sources.Values.Select(s => s.Key).ToHashSet(StringComparer.Ordinal);
+        var missing = used.Where(k => !store.Contains(k)).Order(StringComparer.Ordinal).ToList();
+        var unexpected = store.Names.Where(k => !used.Contains(k) && !Gpt2Checkpoint.Ignorable(k)).Order(StringComparer.Ordinal).ToList();
+        bool redundantHead = unexpected.Remove(CausalLM.OutputLayer + ".weight");
+        if (missing.Count > 0 || unexpected.Count > 0)
+            throw new InvalidDataException($"{dir}: checkpoint keys do not match {model.Config.Architecture}: " +
+                string.Join("; ", new[] { Listed("missing", missing), Listed("unexpected", unexpected) }.Where(s => s.Length > 0)));
+        using var _ = no_grad();
+        foreach (var (name, parameter) in parameters)
+        {
+            using var scope = NewDisposeScope();
+            var (key, take) = sources[name];
+            var value = take(store.Load(key));
+            if (!value.shape.SequenceEqual(parameter.shape))
+                throw new InvalidDataException($"{dir}: tensor '{key}' has shape [{string.Join(", ", store.Info(key).Shape)}], which does not give the [{string.Join(", ", parameter.shape)}] of '{name}' the config implies");
+            parameter.copy_(value);
+        }
+        if (redundantHead)
+        {
+            using var scope = NewDisposeScope();
+            if (!store.Load(CausalLM.OutputLayer + ".weight").to(model.Dtype).equal(parameters["model.embed_tokens.weight"]).all().item<bool>())
+                throw new InvalidDataException($"{dir}: GPT-2 ties lm_head to wte, but 'lm_head.weight' differs from '{prefix}wte.weight'");
         }
     }
 

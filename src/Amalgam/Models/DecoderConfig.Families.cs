@@ -22,6 +22,42 @@ public sealed partial class DecoderConfig
     [JsonIgnore] public bool IsMixtral => Arch == "MixtralForCausalLM";
     /// <summary>Qwen2-MoE: Qwen2's attention; sparse layers hold routed experts plus a shared expert behind a sigmoid gate.</summary>
     [JsonIgnore] public bool IsQwen2Moe => Arch == "Qwen2MoeForCausalLM";
+    /// <summary>
+    /// GPT-2: learned absolute positions instead of rotary angles, LayerNorm with bias instead of RMSNorm, q/k/v and
+    /// o with biases, an ungated MLP (c_fc → gelu_new → c_proj) with biases, tied embeddings. Its checkpoint names
+    /// (h.N.attn.c_attn, Conv1D weights stored [in, out]) are mapped onto the decoder's by <see cref="Gpt2Checkpoint"/>.
+    /// </summary>
+    [JsonIgnore] public bool IsGpt2 => Arch == "GPT2LMHeadModel";
+    [JsonIgnore] public bool Rotary => !IsGpt2;
+    [JsonIgnore] public bool LayerNorms => IsGpt2;
+    [JsonIgnore] public bool LearnedPositions => IsGpt2;
+    [JsonIgnore] public bool GatedFeedForward => !IsGpt2;
+    [JsonIgnore] public bool FeedForwardBias => MlpBias || IsGpt2;
+
+    /// <summary>GPT2Config's fields (and its defaults for absent ones) in the common ones; the norm epsilon is layer_norm_epsilon.</summary>
+    void UseGpt2Names()
+    {
+        if (HiddenSize == 0) HiddenSize = NEmbd ?? 768;
+        if (NumHiddenLayers == 0) NumHiddenLayers = NLayer ?? 12;
+        if (NumAttentionHeads == 0) NumAttentionHeads = NHead ?? 12;
+        if (IntermediateSize == 0) IntermediateSize = NInner ?? 4 * HiddenSize;
+        if (VocabSize == 0) VocabSize = 50257;
+        MaxPositionEmbeddings = NPositions ?? 1024;
+        RmsNormEps = LayerNormEpsilon ?? 1e-5;
+    }
+
+    long Gpt2ParameterCount
+    {
+        get
+        {
+            checked
+            {
+                long h = HiddenSize, i = IntermediateSize;
+                long layer = 4 * h * h + 4 * h + 2 * h * i + i + h + 4 * h; // q, k, v, o with biases; c_fc, c_proj with biases; two LayerNorms
+                return (long)VocabSize * h + (long)MaxPositionEmbeddings * h + NumHiddenLayers * layer + 2 * h;
+            }
+        }
+    }
 
     /// <summary>Whether layer <paramref name="layer"/> has a sparse MoE block: every Mixtral layer; for Qwen2-MoE, transformers' rule (not in mlp_only_layers, num_experts &gt; 0, (layer + 1) % decoder_sparse_step == 0).</summary>
     public bool IsSparseLayer(int layer) => IsMixtral || IsQwen2Moe && !(MlpOnlyLayers?.Contains(layer) ?? false) && NumExperts > 0 && (layer + 1) % DecoderSparseStep == 0;
@@ -36,8 +72,8 @@ public sealed partial class DecoderConfig
     };
 
     /// <summary>Qwen2 always has q/k/v biases (and none on o_proj); Phi-3 and Mixtral have none; the others follow <c>attention_bias</c>.</summary>
-    [JsonIgnore] public bool QkvBias => Arch is "Qwen2ForCausalLM" or "Qwen2MoeForCausalLM" || (!IsPhi3 && !IsMixtral && AttentionBias);
-    [JsonIgnore] public bool OutputBias => Arch is not ("Qwen2ForCausalLM" or "Qwen2MoeForCausalLM") && !IsPhi3 && !IsMixtral && AttentionBias;
+    [JsonIgnore] public bool QkvBias => Arch is "Qwen2ForCausalLM" or "Qwen2MoeForCausalLM" or "GPT2LMHeadModel" || (!IsPhi3 && !IsMixtral && AttentionBias);
+    [JsonIgnore] public bool OutputBias => IsGpt2 || Arch is not ("Qwen2ForCausalLM" or "Qwen2MoeForCausalLM") && !IsPhi3 && !IsMixtral && AttentionBias;
 
     /// <summary>Phi-3: one <c>qkv_proj</c> and one <c>gate_up_proj</c> instead of q/k/v and gate/up.</summary>
     [JsonIgnore] public bool FusedProjections => IsPhi3;
@@ -49,8 +85,8 @@ public sealed partial class DecoderConfig
     /// <summary>Gemma multiplies the embeddings by √hidden (rounded to the model dtype).</summary>
     [JsonIgnore] public double? EmbeddingScale => IsGemma ? Math.Sqrt(HiddenSize) : null;
 
-    string ActivationField => IsGemma && HiddenActivation is not null ? "hidden_activation" : "hidden_act";
-    string ActivationName => IsGemma ? HiddenActivation ?? HiddenAct ?? "gelu_pytorch_tanh" : HiddenAct ?? "silu";
+    string ActivationField => IsGpt2 ? "activation_function" : IsGemma && HiddenActivation is not null ? "hidden_activation" : "hidden_act";
+    string ActivationName => IsGpt2 ? ActivationFunction ?? "gelu_new" : IsGemma ? HiddenActivation ?? HiddenAct ?? "gelu_pytorch_tanh" : HiddenAct ?? "silu";
     [JsonIgnore] public Activation Activation => ActivationName == "silu" ? Activation.Silu : Activation.GeluTanh;
 
     /// <summary>The factor on q·kᵀ: query_pre_attn_scalar^-½ for Gemma (default 256), head_dim^-½ otherwise.</summary>
@@ -113,8 +149,11 @@ public sealed partial class DecoderConfig
 
     void ValidateFamily()
     {
-        if (!(ActivationName is "silu" && !IsGemma || ActivationName is "gelu_pytorch_tanh" && IsGemma))
-            throw Unsupported(ActivationField, $"activation '{ActivationName}' is not implemented for {Architecture} (expected '{(IsGemma ? "gelu_pytorch_tanh" : "silu")}')");
+        string expected = IsGpt2 ? "gelu_new" : IsGemma ? "gelu_pytorch_tanh" : "silu";
+        // GPT-2's gelu_new is the tanh approximation of GELU, as gelu_pytorch_tanh.
+        if (ActivationName != expected)
+            throw Unsupported(ActivationField, $"activation '{ActivationName}' is not implemented for {Architecture} (expected '{expected}')");
+        if (IsGpt2) return; // no rotary embeddings, windows or experts
         if (PartialRotaryFactor is double prf && prf != 1.0)
         {
             if (!IsPhi3) throw Unsupported("partial_rotary_factor", $"{prf} is not implemented for {Architecture} (only Phi3ForCausalLM rotates part of each head)");

@@ -21,6 +21,7 @@ public sealed partial class DecoderConfig
         ["Phi3ForCausalLM"] = "phi3",
         ["MixtralForCausalLM"] = "mixtral",
         ["Qwen2MoeForCausalLM"] = "qwen2_moe",
+        ["GPT2LMHeadModel"] = "gpt2",
     };
 
     [JsonPropertyName("architectures")] public List<string>? Architectures { get; set; }
@@ -45,9 +46,9 @@ public sealed partial class DecoderConfig
     [JsonPropertyName("partial_rotary_factor")] public double? PartialRotaryFactor { get; set; }
     [JsonPropertyName("original_max_position_embeddings")] public int? OriginalMaxPositionEmbeddings { get; set; }
 
-    /// <summary>Absent means the config class's default: tied for Gemma (whose save_pretrained omits it), untied otherwise.</summary>
+    /// <summary>Absent means the config class's default: tied for Gemma (whose save_pretrained omits it) and GPT-2, untied otherwise.</summary>
     [JsonPropertyName("tie_word_embeddings")]
-    public bool TieWordEmbeddings { get => tieWordEmbeddings ?? IsGemma; set => tieWordEmbeddings = value; }
+    public bool TieWordEmbeddings { get => tieWordEmbeddings ?? (IsGemma || IsGpt2); set => tieWordEmbeddings = value; }
     private bool? tieWordEmbeddings;
     [JsonPropertyName("attention_bias")] public bool AttentionBias { get; set; }
     [JsonPropertyName("mlp_bias")] public bool MlpBias { get; set; }
@@ -63,6 +64,14 @@ public sealed partial class DecoderConfig
     [JsonPropertyName("eos_token_id")] public JsonElement? EosTokenId { get; set; }
     [JsonPropertyName("pad_token_id")] public JsonElement? PadTokenId { get; set; }
     [JsonPropertyName("torch_dtype")] public string? TorchDtype { get; set; }
+    /// <summary>GPT-2's names for the sizes (GPT2Config): copied into the common fields by <see cref="Validate"/>.</summary>
+    [JsonPropertyName("n_embd")] public int? NEmbd { get; set; }
+    [JsonPropertyName("n_layer")] public int? NLayer { get; set; }
+    [JsonPropertyName("n_head")] public int? NHead { get; set; }
+    [JsonPropertyName("n_positions")] public int? NPositions { get; set; }
+    [JsonPropertyName("n_inner")] public int? NInner { get; set; }
+    [JsonPropertyName("layer_norm_epsilon")] public double? LayerNormEpsilon { get; set; }
+    [JsonPropertyName("activation_function")] public string? ActivationFunction { get; set; }
     /// <summary>Mixtral: experts per sparse-MoE layer and how many each token is routed to (MixtralConfig's defaults 8 and 2).</summary>
     /// (Nullable as read, like the Qwen2-MoE fields below, so that a saved dense config does not gain them.)
     [JsonPropertyName("num_local_experts")] public int? NumLocalExpertsField { get; set; }
@@ -119,6 +128,7 @@ public sealed partial class DecoderConfig
     /// <summary>Refuses anything that cannot be computed exactly; positive sizes, consistent heads.</summary>
     public void Validate()
     {
+        if (Architectures?.FirstOrDefault(SupportedArchitectures.ContainsKey) == "GPT2LMHeadModel") UseGpt2Names();
         if (Architectures is null || Architectures.Count == 0)
             throw Error("architectures", "missing; expected one of " + string.Join(", ", SupportedArchitectures.Keys));
         if (!Architectures.Any(SupportedArchitectures.ContainsKey))
@@ -136,11 +146,12 @@ public sealed partial class DecoderConfig
                 throw Error(field, $"expected an integer token id or a list of them, got {(e.GetRawText() is var raw && raw.Length > 40 ? raw[..40] + "…" : raw)}");
         CheckSizes();
         if (HeadDimField is null && !IsGemma && Arch != "Qwen3ForCausalLM" && HiddenSize % NumAttentionHeads != 0)
-            throw Error("num_attention_heads", $"hidden_size {HiddenSize} is not divisible by {NumAttentionHeads} heads and no head_dim is given");
-        if (HeadDim % 2 != 0) throw Error("head_dim", $"rotary embeddings need an even head dimension, got {HeadDim}");
+            throw IsGpt2 ? Error("n_head", $"n_embd {HiddenSize} is not divisible by {NumAttentionHeads} heads")
+                : Error("num_attention_heads", $"hidden_size {HiddenSize} is not divisible by {NumAttentionHeads} heads and no head_dim is given");
+        if (Rotary && HeadDim % 2 != 0) throw Error("head_dim", $"rotary embeddings need an even head dimension, got {HeadDim}");
         if (NumAttentionHeads % KeyValueHeads != 0)
             throw Error("num_key_value_heads", $"{NumAttentionHeads} attention heads are not a multiple of {KeyValueHeads} key/value heads");
-        if (RmsNormEps <= 0) throw Error("rms_norm_eps", $"must be positive, got {RmsNormEps}");
+        if (RmsNormEps <= 0) throw Error(IsGpt2 ? "layer_norm_epsilon" : "rms_norm_eps", $"must be positive, got {RmsNormEps}");
         if (RopeTheta <= 0) throw Error("rope_theta", $"must be positive, got {RopeTheta}");
         ValidateFamily();
     }
@@ -153,6 +164,7 @@ public sealed partial class DecoderConfig
         {
             checked
             {
+                if (IsGpt2) return Gpt2ParameterCount;
                 long h = HiddenSize, q = (long)NumAttentionHeads * HeadDim, kv = (long)KeyValueHeads * HeadDim;
                 long attention = h * q + 2 * h * kv + q * h + (QkvBias ? q + 2 * kv : 0) + 2 * h, dense = 3 * h * IntermediateSize, L = NumHiddenLayers;
                 // Closed form, not a loop over layers: configs are validated before anything is allocated, and a

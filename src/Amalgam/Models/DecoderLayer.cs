@@ -4,7 +4,7 @@ using static TorchSharp.torch;
 namespace Amalgam.Models;
 
 /// <summary>
-/// A pre-norm transformer block: x + attention(norm(x)), then + mlp(norm(·)). Gemma also norms each sublayer's
+/// A pre-norm transformer block: x + attention(norm(x)), then + mlp(norm(·)) (GPT-2: ln_1 and ln_2, LayerNorms). Gemma also norms each sublayer's
 /// output before the residual (post_attention_layernorm, then pre/post_feedforward_layernorm around the MLP).
 /// </summary>
 public sealed class DecoderLayer : nn.Module<Tensor, ForwardContext, Tensor>
@@ -13,8 +13,8 @@ public sealed class DecoderLayer : nn.Module<Tensor, ForwardContext, Tensor>
     /// <summary>The dense MLP, or Qwen2-MoE's sparse block (also named <c>mlp</c> in its checkpoints).</summary>
     private readonly nn.Module<Tensor, ForwardContext, Tensor>? mlp;
     private readonly SparseMoeBlock? block_sparse_moe;
-    private readonly RmsNorm input_layernorm;
-    private readonly RmsNorm post_attention_layernorm;
+    private readonly nn.Module<Tensor, Tensor> input_layernorm;
+    private readonly nn.Module<Tensor, Tensor> post_attention_layernorm;
     private readonly RmsNorm? pre_feedforward_layernorm;
     private readonly RmsNorm? post_feedforward_layernorm;
 
@@ -24,8 +24,8 @@ public sealed class DecoderLayer : nn.Module<Tensor, ForwardContext, Tensor>
         if (c.IsMixtral) block_sparse_moe = new SparseMoeBlock(nameof(block_sparse_moe), c, dtype);
         else if (c.IsQwen2Moe && c.IsSparseLayer(layer)) mlp = new Qwen2MoeSparseBlock(nameof(mlp), c, dtype);
         else mlp = new GatedMlp(nameof(mlp), c, dtype);
-        input_layernorm = new RmsNorm(nameof(input_layernorm), c.HiddenSize, c.RmsNormEps, dtype, c.OffsetNorms);
-        post_attention_layernorm = new RmsNorm(nameof(post_attention_layernorm), c.HiddenSize, c.RmsNormEps, dtype, c.OffsetNorms);
+        input_layernorm = LayerNorm.For(nameof(input_layernorm), c, c.HiddenSize, dtype);
+        post_attention_layernorm = LayerNorm.For(nameof(post_attention_layernorm), c, c.HiddenSize, dtype);
         if (c.SandwichNorms)
         {
             pre_feedforward_layernorm = new RmsNorm(nameof(pre_feedforward_layernorm), c.HiddenSize, c.RmsNormEps, dtype, c.OffsetNorms);

@@ -18,6 +18,8 @@ public sealed record ForwardContext(Tensor Cos, Tensor Sin, Tensor Mask, KvCache
     public int? Layers { get; init; }
     public Tensor? LocalCos { get; init; }
     public Tensor? LocalSin { get; init; }
+    /// <summary>Each new token's position [batch, new] (GPT-2's learned position embeddings read it).</summary>
+    public Tensor? Positions { get; init; }
     /// <summary>Called with each layer's index and input (see <see cref="DecoderInput.LayerInputs"/>).</summary>
     public Action<int, Tensor>? LayerInputs { get; init; }
 }

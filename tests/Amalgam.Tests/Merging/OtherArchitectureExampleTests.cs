@@ -8,8 +8,8 @@ using static TorchSharp.torch;
 namespace Amalgam.Tests.Merging;
 
 /// <summary>
-/// mergekit's example recipes for architectures Amalgam merges but does not run (GPT-2, Qwen2-VL, Florence-2,
-/// Whisper), unchanged but for the model names, on tiny checkpoints synthesised here with the tensor names and
+/// mergekit's example recipes for architectures beside the Llama-like decoders (GPT-2, which Amalgam also runs;
+/// Qwen2-VL, Florence-2 and Whisper, which it merges but does not run), unchanged but for the model names, on tiny checkpoints synthesised here with the tensor names and
 /// config fields the real models have; and how the layer stacks of each family set depth, slices and refusals.
 /// </summary>
 public class OtherArchitectureExampleTests
@@ -209,7 +209,14 @@ public class OtherArchitectureExampleTests
         Assert.Null(config["num_hidden_layers"]);
         Assert.Equal("float16", (string)config["torch_dtype"]!);
         Assert.True(File.Exists(Path.Combine(dir["out"], "vocab.json")) && File.Exists(Path.Combine(dir["out"], "merges.txt")));
-        SaysItCannotRun(summary, dir["out"], "GPT2LMHeadModel");
+        // GPT-2 is one of the decoder's families: the output loads, runs, and generates.
+        Assert.DoesNotContain(summary.Notes, n => n.Contains("cannot run", StringComparison.Ordinal));
+        using var model = Amalgam.Models.CheckpointLoader.Load(dir["out"]);
+        Assert.Equal(8, model.Config.NumHiddenLayers);
+        using var logits = model.Logits([1, 5, 7, 9]);
+        Assert.Equal([4L, V], logits.shape);
+        Assert.True(isfinite(logits).all().item<bool>());
+        Assert.Equal(3, Amalgam.Models.GreedyDecoder.Generate(model, [[1L, 5, 7]], maxNewTokens: 3)[0].Count);
     }
 
     [Fact]
@@ -306,6 +313,8 @@ public class OtherArchitectureExampleTests
     [InlineData("gpt2", "h.3.attn.c_attn.weight", 3.0 / 11)]
     [InlineData("gpt2", "wpe.weight", 0.0)]
     [InlineData("florence", "language_model.model.decoder.layers.1.fc1.weight", 1.0)]
+    [InlineData("bert", "bert.encoder.layer.2.attention.self.query.weight", 0.5)]
+    [InlineData("bert", "bert.embeddings.word_embeddings.weight", 0.0)]
     public void Depth_is_measured_within_each_layer_stack(string family, string tensor, double t)
     {
         using var dir = new TestData.TempDir();
@@ -315,12 +324,14 @@ public class OtherArchitectureExampleTests
             "qwen2_vl" => (Qwen2Vl(3, 4), Qwen2VlConfig(3, 4)),
             "whisper" => (Whisper(4).Where(p => !p.Key.StartsWith("model.encoder.layers.", StringComparison.Ordinal) || ModelLayoutIndex(p.Key) < 2).ToDictionary(), WhisperWith(2, 4)),
             "gpt2" => (Gpt2(12), Gpt2Config(12)),
+            "bert" => (Enumerable.Range(0, 5).Select(i => $"bert.encoder.layer.{i}.attention.self.query.weight").Append("bert.embeddings.word_embeddings.weight").ToDictionary(n => n, _ => new long[] { 4, 4 }),
+                new JsonObject { ["architectures"] = new JsonArray("BertForMaskedLM"), ["model_type"] = "bert", ["num_hidden_layers"] = 5 }),
             _ => (Florence(2), FlorenceConfig(2)),
         };
         string folder = Write(dir["m"], shapes, config, 1);
         var layout = ModelLayout.Read(folder, shapes.Keys.ToList());
         Assert.Equal(t, layout.DepthOf(tensor), 12);
-        Assert.False(layout.Runs);
+        Assert.Equal(family == "gpt2", layout.Runs);
     }
 
     static int ModelLayoutIndex(string name) => int.Parse(name.Split('.')[3]);
@@ -442,12 +453,12 @@ public class OtherArchitectureExampleTests
     }
 
     [Fact]
-    public void A_merge_Amalgam_cannot_run_is_refused_in_memory_in_one_line()
+    public void An_in_memory_gpt2_merge_is_refused_in_one_line()
     {
         using var dir = new TestData.TempDir();
         string a = Write(dir["a"], Gpt2(2), Gpt2Config(2), 1), b = Write(dir["b"], Gpt2(2), Gpt2Config(2), 2);
         var e = Assert.ThrowsAny<Exception>(() => InMemoryMerge.ToModel(MergePlan.Parse($"merge_method: linear\nmodels:\n  - model: {a}\n  - model: {b}\n", "g.yml").Final));
-        Assert.Contains("GPT2LMHeadModel", e.Message);
+        Assert.StartsWith("g.yml: an in-memory merge of GPT2LMHeadModel is not supported", e.Message);
         Assert.DoesNotContain('\n', e.Message);
     }
 }

@@ -21,6 +21,8 @@ public static class InMemoryMerge
         using var inputs = new MergeInputSet(recipe);
         var plan = StreamingMerge.Prepare(inputs, options);
         var config = DecoderConfig.Load(inputs.ReferenceFolder);
+        if (config.IsGpt2)
+            throw new NotSupportedException($"{recipe.Source}: an in-memory merge of {config.Architecture} is not supported (its checkpoint names are mapped onto the decoder's only when a folder is loaded); merge into a folder and load that");
         if (plan.Vocab is { } v) config.VocabSize = (int)v;
         if (recipe.Slices is not null) config.NumHiddenLayers = inputs.OutputLayers;
         const string embeddings = "model.embed_tokens.weight";

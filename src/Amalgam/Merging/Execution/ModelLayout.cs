@@ -73,7 +73,8 @@ public sealed class ModelLayout
         {
             string? arch = doc is not null && doc.RootElement.ValueKind == JsonValueKind.Object && doc.RootElement.TryGetProperty("architectures", out var a)
                 && a.ValueKind == JsonValueKind.Array && a.GetArrayLength() > 0 && a[0].ValueKind == JsonValueKind.String ? a[0].GetString() : null;
-            Family? family = arch is null || DecoderConfig.SupportedArchitectures.ContainsKey(arch) ? Decoder : Families.FirstOrDefault(f => f.Matches(arch));
+            Family? family = arch is null ? Decoder
+                : Families.FirstOrDefault(f => f.Matches(arch)) ?? (DecoderConfig.SupportedArchitectures.ContainsKey(arch) ? Decoder : null);
             var stacks = family?.Stacks.Select(s => Stack(s.Name, new Regex(s.Pattern, RegexOptions.CultureInvariant), s.CountFields, doc?.RootElement, names)).ToList() ?? [];
             return new ModelLayout(arch, family, stacks);
         }
@@ -119,6 +120,6 @@ public sealed class ModelLayout
 
     /// <summary>What the console and the output README say when Amalgam merges an architecture it cannot run.</summary>
     public string? CannotRunNote => Runs ? null
-        : $"architecture {Architecture}: Amalgam merges it but cannot run it (generate, eval, serve and in-memory merges load only {string.Join(", ", DecoderConfig.SupportedArchitectures.Keys)})"
+        : $"architecture {Architecture}: Amalgam merges it but cannot run it (its decoder runs only {string.Join(", ", DecoderConfig.SupportedArchitectures.Keys)})"
           + (KnowsStacks ? "" : "; its layer stacks are unknown to Amalgam, so it was merged tensor by tensor");
 }
