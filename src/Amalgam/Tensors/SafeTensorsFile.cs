@@ -87,6 +87,17 @@ public sealed unsafe class SafeTensorsFile : IDisposable
         return new ReadOnlySpan<byte>(_data + info.Begin, (int)info.ByteLength);
     }
 
+    /// <summary>
+    /// The address of the tensor's first stored byte inside the mapping (fused merge kernels read the inputs in
+    /// place). Valid only until this file is disposed.
+    /// </summary>
+    public byte* Address(string name)
+    {
+        var info = Info(name);
+        ThrowIfDisposed();
+        return _data + info.Begin;
+    }
+
     /// <summary>A new CPU tensor of the stored dtype and shape, owning a copy of the stored bytes.</summary>
     public torch.Tensor Load(string name)
     {

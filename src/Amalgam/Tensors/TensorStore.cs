@@ -32,6 +32,9 @@ public sealed class TensorStore : IDisposable
 
     public TensorInfo Info(string name) => Owner(name).Info(name);
 
+    /// <summary>The stored bytes' address in the mapping (see <see cref="SafeTensorsFile.Address"/>).</summary>
+    public unsafe byte* Address(string name) => Owner(name).Address(name);
+
     /// <summary>A new CPU tensor of the stored dtype and shape.</summary>
     public torch.Tensor Load(string name) => Owner(name).Load(name);
 

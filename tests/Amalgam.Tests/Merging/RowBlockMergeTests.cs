@@ -73,7 +73,15 @@ public class RowBlockMergeTests
         { "breadcrumbs", "weight: 0.5, density: 0.6, gamma: 0.05|weight: 1.0, density: 0.3, gamma: 0.0|weight: 0.2, density: 0.5, gamma: 0.2", "", "float32" },
         { "breadcrumbs_ties", "weight: 0.5, density: 0.6, gamma: 0.05|weight: 1.0, density: 0.3, gamma: 0.01|weight: 0.2, density: 0.5, gamma: 0.2", "", "float32" },
         { "dare_ties", "weight: 0.5, density: 0.5|weight: 1.0, density: 0.5|weight: 0.2, density: 0.5", "", "float32" },
+        { "task_arithmetic", "weight: 0.3|weight: 0.9|weight: 0.4", "normalize: true, lambda: 1.3", "float16" },
+        { "task_arithmetic", "weight: 0.3|weight: 0.9|weight: 0.4", "normalize: true, divisor: count", "bfloat16" },
+        { "ties", "weight: 0.5, density: 0.5|weight: 1.0, density: 0.3|weight: 0.7, density: 0.7", "consensus_on: unweighted, divisor: count, lambda: 0.8", "bfloat16" },
+        { "ties", "weight: 0.5, density: 0.0|weight: 1.0, density: 0.999|weight: 0.7, density: 0.5", "normalize: false", "float16" },
     };
+
+    /// <summary>The configurations the fused kernels (FusedTaskVector) take: every key of these merges goes through them.</summary>
+    static bool Fusable(string method, string global) =>
+        method is "ties" or "task_arithmetic" or "magnitude_prune" && !global.Contains("l1") && !global.Contains("trim_scope: model");
 
     [Theory]
     [MemberData(nameof(Cases))]
@@ -82,12 +90,18 @@ public class RowBlockMergeTests
         using var dir = new TestData.TempDir();
         var (baseDir, experts) = Checkpoints(dir);
         var recipe = MergeRecipe.Parse(Yaml(method, baseDir, experts, modelParams.Split('|'), global, outDtype), "recipe.yaml");
-        MergeRunner.Run(recipe, dir["whole"], new MergeRunOptions { BlockElements = 0 });
+        MergeRunner.Run(recipe, dir["whole"], new MergeRunOptions { BlockElements = 0, Fused = false });
         // 70 000 elements: 70 rows of 1000 (the last block 50), 5384 rows of 13, the 1-D tensor in blocks of 50 rows of 1
-        MergeRunner.Run(recipe, dir["blocks"], new MergeRunOptions { BlockElements = 70_000 });
+        MergeRunner.Run(recipe, dir["blocks"], new MergeRunOptions { BlockElements = 70_000, Fused = false });
         AssertSameBytes(dir["whole"], dir["blocks"]);
-        MergeRunner.Run(recipe, dir["one-row"], new MergeRunOptions { BlockElements = 1 }); // one row per block
+        MergeRunner.Run(recipe, dir["one-row"], new MergeRunOptions { BlockElements = 1, Fused = false }); // one row per block
         AssertSameBytes(dir["whole"], dir["one-row"]);
+        // the fused kernels: chunks of 65 536 elements (17 over the 1100×1000 tensors, the all-ties one with ties
+        // straddling the cut at density 0.3), the same bytes as the whole-tensor merge
+        var fused = new List<string>();
+        MergeRunner.Run(recipe, dir["fused"], new MergeRunOptions { OnFused = fused.Add });
+        AssertSameBytes(dir["whole"], dir["fused"]);
+        Assert.Equal(Fusable(method, global) ? 4 : 0, fused.Count);
     }
 
     static MergeTensorInputs Header(string method, string global, params double[] density)

@@ -15,6 +15,10 @@ public sealed record MergeRunOptions
     public string? RecipeYaml { get; init; }
     /// <summary>Row-block size, in elements of one input, for methods that merge in row blocks; 0 merges every key whole (tests compare the two).</summary>
     internal long BlockElements { get; init; } = 1L << 17;
+    /// <summary>Whether the fused task-vector kernels may run (<see cref="FusedTaskVector"/>); tests compare them with the row-block and whole paths.</summary>
+    internal bool Fused { get; init; } = true;
+    /// <summary>Called with each key the fused kernels merged (tests check which keys took that path).</summary>
+    internal Action<string>? OnFused { get; init; }
 }
 
 /// <summary>What a merge did.</summary>

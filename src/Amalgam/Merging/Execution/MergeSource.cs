@@ -37,6 +37,8 @@ public sealed class CheckpointSource(string path) : IMergeSource
     public bool Changes(string name) => true;
     public long StoredBytes(string name) => store.Info(name).ByteLength;
     public Tensor? LoadRows(string name, long start, long count) => store.LoadRows(name, start, count);
+    /// <summary>The stored bytes in place, for the fused merge kernels; valid while this source is open.</summary>
+    internal unsafe byte* Address(string name) => store.Address(name);
     public void Dispose() => store.Dispose();
 }
 

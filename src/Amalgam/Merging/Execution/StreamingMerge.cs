@@ -113,6 +113,12 @@ public static class StreamingMerge
                 counts.Read += (inputs.UsesBase && p.Key.Base is { } b ? b.Source.StoredBytes(b.Name) : 0) + p.Key.Models.Sum(m => m.Source.StoredBytes(m.Name));
                 counts.Merged++;
                 // Permuted vocabulary rows (a tokenizer union) are gathered from whole inputs: merged whole.
+                if (!p.Permuted && options.Fused && FusedTaskVector.TryMerge(inputs, p, plan.Pass) is { } fused)
+                {
+                    options.OnFused?.Invoke(name);
+                    sink(name, fused);
+                    continue;
+                }
                 if (!p.Permuted && InRowBlocks(inputs, p, random, plan.Pass, options.BlockElements) is { } blocked)
                 {
                     sink(name, blocked);
